@@ -1,0 +1,93 @@
+"""Gunicorn settings and hooks for the house-price service.
+
+Any setting can be overridden with GUNICORN_CMD_ARGS, e.g.
+``GUNICORN_CMD_ARGS="--bind 127.0.0.1:9000"``.
+"""
+import gc
+import logging
+import os
+import signal
+import threading
+import time
+
+# One native thread per worker: the workers are the parallelism. Default
+# thread pools (one per core in every worker) cut throughput ~30x here.
+# Set before the app (and numpy) is imported by preload_app.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+# Keep the model's pages shared between workers: no cyclic GC in the master
+# (it would touch every object header), frozen before fork, on in workers.
+gc.disable()
+
+wsgi_app = "wsgi:app"
+bind = "127.0.0.1:8000"
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+worker_class = "sync"
+preload_app = True
+timeout = 30
+graceful_timeout = 30
+keepalive = 5
+
+log = logging.getLogger("gunicorn.error")
+
+
+def _state(server):
+    return server.app.wsgi().extensions["housing"]
+
+
+def when_ready(server):
+    # Poll the store's pointer so that a CLI activation, or one made by
+    # another replica sharing the store, rolls this master's workers too.
+    state = _state(server)
+    interval = float(server.app.wsgi().config["MODEL_WATCH_INTERVAL"])
+
+    def watch():
+        attempted = state.store.current()
+        while True:
+            time.sleep(interval)
+            try:
+                pointer = state.store.current()
+            except OSError:
+                continue
+            if pointer not in (state.version, attempted):
+                attempted = pointer
+                os.kill(server.pid, signal.SIGHUP)
+
+    threading.Thread(target=watch, name="model-watcher", daemon=True).start()
+
+
+def on_reload(server):
+    # HUP with preload_app does not re-import the app: load the new version
+    # here, in the master, so the workers forked next inherit it. Anything
+    # escaping this hook would kill the server, so every failure keeps the
+    # old model and is logged.
+    try:
+        state = _state(server)
+        old = state.version
+        changed = state.reload()
+        log.info("model reload: %s", f"{old} -> {state.version}" if changed
+                 else f"already on {old}")
+    except Exception:
+        log.exception("model reload failed; still serving %s",
+                      getattr(_state(server), "version", None))
+    # Release the previous model now; the master runs with GC disabled.
+    gc.unfreeze()
+    gc.collect()
+
+
+def pre_fork(server, worker):
+    gc.freeze()
+
+
+def post_fork(server, worker):
+    gc.enable()
+    # The admin API signals this master to roll every worker (never pkill).
+    os.environ["HOUSING_MASTER_PID"] = str(server.pid)
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    threadpool_limits(1)
+    pools = {p["internal_api"]: p["num_threads"] for p in threadpool_info()}
+    if any(n != 1 for n in pools.values()):
+        log.warning("worker %s: native thread pools not limited: %s",
+                    worker.pid, pools)

@@ -1,0 +1,73 @@
+"""Sound Realty's house-price service."""
+import logging
+import os
+import re
+import uuid
+from pathlib import Path
+
+from flask import Flask, g, request
+
+from .errors import Api
+from .model_store import ModelStore, ModelStoreError
+from .serving import ModelState
+
+api = Api()
+log = logging.getLogger(__name__)
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def create_app(test_config=None):
+    """Create and configure the app.
+
+    Config order: ``housing_api.config``, ``instance/config.py``,
+    ``HOUSING_*`` environment variables, then ``test_config``.
+    """
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        instance_path=os.environ.get("HOUSING_INSTANCE_PATH"),
+    )
+    app.config.from_object("housing_api.config")
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("HOUSING")
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    for key in ("MODEL_DIR", "DATA_DIR"):
+        app.config[key] = Path(app.config[key]).resolve()
+
+    api.init_app(app)
+    from . import admin, health, predict
+
+    api.register_blueprint(predict.blp)
+    api.register_blueprint(health.blp)
+    api.register_blueprint(admin.blp)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer"}
+    )
+
+    state = ModelState(ModelStore(app.config["MODEL_DIR"]))
+    app.extensions["housing"] = state
+    try:
+        state.reload()
+    except ModelStoreError:
+        # Live but not ready: /health/ready says 503 until a good version.
+        log.exception("the active model version could not be loaded")
+
+    app.before_request(_assign_request_id)
+    app.after_request(_return_request_id)
+
+    from . import cli
+
+    cli.init_app(app)
+    return app
+
+
+def _assign_request_id():
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+
+
+def _return_request_id(response):
+    response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+    return response

@@ -1,0 +1,217 @@
+"""Model versions for operators: list, upload, activate, roll back, train."""
+import hmac
+import json
+
+from flask import current_app, request, url_for
+from flask.views import MethodView
+from flask_smorest import abort
+
+from . import jobs
+from .errors import Blueprint
+from .model_store import (
+    DEMOGRAPHICS, ActiveVersionError, InvalidModelError, NothingToRollbackError,
+    VersionNotFoundError, check_predictions,
+)
+from .schemas import (
+    ActivationSchema, JobSchema, ModelListSchema, TrainRequestSchema,
+    UploadSchema, VersionSchema,
+)
+from .training import DEMOGRAPHICS_CSV, read_examples
+
+blp = Blueprint(
+    "admin", __name__, url_prefix="/admin",
+    description="Model versions, for operators. Bearer token required.",
+)
+SECURITY = [{"bearerAuth": []}]
+
+
+def admin_tokens() -> list[str]:
+    """Return the configured admin tokens (a list, or comma-separated)."""
+    tokens = current_app.config.get("ADMIN_TOKENS") or []
+    if isinstance(tokens, str):
+        tokens = tokens.split(",")
+    return [t.strip() for t in tokens if t and t.strip()]
+
+
+@blp.before_request
+def require_token():
+    tokens = admin_tokens()
+    if not tokens:
+        abort(403, message="The admin API is disabled: no admin token is "
+                           "configured (HOUSING_ADMIN_TOKENS).")
+    if any(k in request.args for k in ("token", "access_token", "api_key")):
+        abort(401, message="Send the token in the Authorization header, never "
+                           "in the URL.",
+              headers={"WWW-Authenticate": 'Bearer error="invalid_request"'})
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    given = given.strip().encode()
+    # Compare against every token, always, so timing reveals nothing.
+    matches = [hmac.compare_digest(given, t.encode()) for t in tokens]
+    if scheme.lower() != "bearer" or not any(matches):
+        abort(401, message="A valid admin bearer token is required.",
+              headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+
+
+def _state():
+    return current_app.extensions["housing"]
+
+
+def _store_errors(exc):
+    if isinstance(exc, VersionNotFoundError):
+        abort(404, message=str(exc))
+    if isinstance(exc, (ActiveVersionError, NothingToRollbackError)):
+        abort(409, message=str(exc))
+    abort(422, message=f"The model version was refused: {exc}")
+
+
+def _describe(store, version, current, previous):
+    return {"version": version, "active": version == current,
+            "previous": version == previous, "metadata": store.metadata(version)}
+
+
+@blp.route("/models")
+class Models(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, ModelListSchema)
+    def get(self):
+        """List the stored model versions, newest last
+
+        The active version and the one a rollback would restore are marked.
+        """
+        store = _state().store
+        current, previous = store.current(), store.previous()
+        return {"active": current, "previous": previous, "loaded": _state().version,
+                "versions": [_describe(store, v, current, previous)
+                             for v in store.list_versions()]}
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(UploadSchema, location="files")
+    @blp.response(201, VersionSchema)
+    @blp.alt_response(422, description="The artifact or its metadata failed "
+                                       "validation; nothing was stored.")
+    def post(self, files):
+        """Upload a model version (validated and stored, not activated)
+
+        Multipart fields: `artifact` (a skops file), `metadata` (JSON:
+        `name`, `feature_set`, `features`, `artifact: {file, format}`,
+        `interval`, `input_ranges`, ...), and optionally `demographics` (the
+        zipcode CSV the model was trained with; default: the service's own).
+        The version must load without running code, match its feature set,
+        and give finite, positive prices for every future example.
+        """
+        try:
+            metadata = json.loads(files["metadata"].read())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            abort(422, message="metadata is not JSON.",
+                  errors={"files": {"metadata": [str(exc)]}})
+        if not isinstance(metadata, dict) or not isinstance(
+            metadata.get("artifact"), dict
+        ):
+            abort(422, message="metadata must be an object with an 'artifact' "
+                               "object naming the file and format.")
+        metadata.pop("version", None)
+        data_dir = current_app.config["DATA_DIR"]
+        demographics = files.get("demographics")
+        payload = {
+            str(metadata["artifact"].get("file")): files["artifact"].read(),
+            DEMOGRAPHICS: (demographics.read() if demographics
+                           else (data_dir / DEMOGRAPHICS_CSV).read_bytes()),
+        }
+        store = _state().store
+        try:
+            version = store.publish(
+                payload, metadata, check=check_predictions(read_examples(data_dir))
+            )
+        except InvalidModelError as exc:
+            _store_errors(exc)
+        return {"version": version}, 201, {
+            "Location": url_for("admin.ModelVersion", version=version)}
+
+
+@blp.route("/models/<version>")
+class ModelVersion(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, VersionSchema)
+    def get(self, version):
+        """Show one stored version's metadata"""
+        store = _state().store
+        try:
+            return _describe(store, version, store.current(), store.previous())
+        except VersionNotFoundError as exc:
+            _store_errors(exc)
+
+    @blp.doc(security=SECURITY)
+    @blp.response(204)
+    @blp.alt_response(409, description="The version is active.")
+    def delete(self, version):
+        """Delete a stored version that is not active"""
+        try:
+            _state().store.delete(version)
+        except (VersionNotFoundError, ActiveVersionError) as exc:
+            _store_errors(exc)
+
+
+def _activated(version):
+    how = _state().request_reload()
+    return {"version": version, "reload": how,
+            "message": "Every worker serves this version once /health/ready "
+                       "reports it."}, 202
+
+
+@blp.route("/models/<version>/activate")
+class Activate(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(202, ActivationSchema)
+    @blp.alt_response(422, description="The version failed its integrity "
+                                       "check; the active one keeps serving.")
+    def post(self, version):
+        """Make a stored version the active one (rolling reload)"""
+        try:
+            _state().store.activate(version)
+        except (VersionNotFoundError, InvalidModelError) as exc:
+            _store_errors(exc)
+        return _activated(version)
+
+
+@blp.route("/models/rollback")
+class Rollback(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(202, ActivationSchema)
+    @blp.alt_response(409, description="There is no earlier activation.")
+    def post(self):
+        """Re-activate the version that was active before the current one"""
+        try:
+            version = _state().store.rollback()
+        except NothingToRollbackError as exc:
+            _store_errors(exc)
+        return _activated(version)
+
+
+@blp.route("/models/train")
+class Train(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.arguments(TrainRequestSchema)
+    @blp.response(202, JobSchema)
+    def post(self, args):
+        """Train a new version from the data folder, in a separate process
+
+        Answers at once with a job to poll. With `activate: true` the new
+        version goes live only if its holdout metrics are no worse than the
+        active version's; the job says whether and why.
+        """
+        config = current_app.config
+        job = jobs.start_training(config["MODEL_DIR"], config["DATA_DIR"],
+                                  args["algorithm"], args["activate"])
+        return job, 202, {"Location": url_for("admin.Job", job_id=job["id"])}
+
+
+@blp.route("/jobs/<job_id>")
+class Job(MethodView):
+    @blp.doc(security=SECURITY)
+    @blp.response(200, JobSchema)
+    def get(self, job_id):
+        """Show a training job's state and outcome"""
+        job = jobs.read(current_app.config["MODEL_DIR"], job_id)
+        if job is None:
+            abort(404, message=f"No job {job_id!r}.")
+        return job

@@ -1,0 +1,175 @@
+"""``housing-api`` (also ``flask --app housing_api``): train, smoke, models."""
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
+
+from . import jobs
+from .model_store import ModelStore, ModelStoreError
+from .training import ALGORITHMS, promotion_decision, train_version
+
+
+def _store() -> ModelStore:
+    return ModelStore(current_app.config["MODEL_DIR"])
+
+
+def _fail(message: str):
+    raise click.ClickException(message)
+
+
+@click.command("train")
+@click.option("--algorithm", type=click.Choice(sorted(ALGORITHMS)),
+              default="reference", show_default=True)
+@click.option("--activate/--no-activate", default=True, show_default=True,
+              help="Make the new version the active one.")
+@click.option("--promote-if-better", is_flag=True,
+              help="Activate only if holdout metrics are no worse than the "
+                   "active version's.")
+@click.option("--job", "job_id", hidden=True)
+@with_appcontext
+def train_command(algorithm, activate, promote_if_better, job_id):
+    """Train a model from the data folder and store it as a new version."""
+    config = current_app.config
+    model_dir, data_dir = config["MODEL_DIR"], config["DATA_DIR"]
+    if job_id:
+        jobs.update(model_dir, job_id, state="running")
+    store = _store()
+    try:
+        version, metadata = train_version(data_dir, store, algorithm)
+        promoted, reason = (activate, "activated as asked" if activate
+                            else "not activated (--no-activate)")
+        if promote_if_better:
+            promoted, reason = promotion_decision(store, metadata)
+        if promoted:
+            store.activate(version)
+    except Exception as exc:
+        if job_id:
+            jobs.update(model_dir, job_id, state="failed", reason=str(exc),
+                        finished_at=datetime.now(timezone.utc).isoformat())
+        raise
+    if job_id:
+        jobs.update(model_dir, job_id, state="succeeded", version=version,
+                    promoted=promoted, reason=reason,
+                    finished_at=datetime.now(timezone.utc).isoformat())
+    holdout = metadata["metrics"]["holdout"]
+    click.echo(f"stored {version}: holdout R2 {holdout['r2']:.4f}, "
+               f"MAE ${holdout['mae']:,.0f}, MAPE {holdout['mape']:.1%}")
+    click.echo(f"{'active' if promoted else 'not active'}: {reason}")
+
+
+@click.command("smoke")
+@click.option("--url", required=True, help="Base URL of a running service.")
+@click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Homes to send [default: DATA_DIR/"
+                                 "future_unseen_examples.csv].")
+@with_appcontext
+def smoke_command(url, csv_path):
+    """Post every example to a running service and check every answer."""
+    from .smoke import run_smoke
+
+    path = Path(csv_path or current_app.config["DATA_DIR"]
+                / "future_unseen_examples.csv")
+    report = run_smoke(url, path)
+    click.echo(report.summary())
+    if report.failures:
+        sys.exit(1)
+
+
+@click.group("models", cls=AppGroup)
+def models_group():
+    """List, activate, roll back, delete and import model versions."""
+
+
+@models_group.command("list")
+def list_command():
+    """List stored versions (* active, ^ previous)."""
+    store = _store()
+    current, previous = store.current(), store.previous()
+    for version in store.list_versions():
+        metrics = store.metadata(version).get("metrics", {}).get("holdout", {})
+        mark = "*" if version == current else "^" if version == previous else " "
+        click.echo(f"{mark} {version}  R2 {metrics.get('r2', float('nan')):.4f}  "
+                   f"MAPE {metrics.get('mape', float('nan')):.1%}")
+
+
+@models_group.command("activate")
+@click.argument("version")
+def activate_command(version):
+    """Activate VERSION; running servers pick it up within seconds."""
+    try:
+        _store().activate(version)
+    except ModelStoreError as exc:
+        _fail(str(exc))
+    click.echo(f"active: {version}")
+
+
+@models_group.command("rollback")
+def rollback_command():
+    """Re-activate the version active before the current one."""
+    try:
+        version = _store().rollback()
+    except ModelStoreError as exc:
+        _fail(str(exc))
+    click.echo(f"active: {version}")
+
+
+@models_group.command("delete")
+@click.argument("version")
+def delete_command(version):
+    """Delete VERSION (never the active one)."""
+    try:
+        _store().delete(version)
+    except ModelStoreError as exc:
+        _fail(str(exc))
+    click.echo(f"deleted: {version}")
+
+
+@models_group.command("import")
+@click.argument("pickle_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--features", "features_path", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="model_features.json written by the training script.")
+@click.option("--activate", is_flag=True, help="Activate it once stored.")
+def import_command(pickle_path, features_path, activate):
+    """Convert a local model.pkl from Sound Realty's script into a version.
+
+    Unpickling runs code from the file: only import a file you made.
+    """
+    from .importer import import_pickle
+
+    click.echo("warning: loading a pickle executes code from it; only import "
+               "files from a trusted local source.", err=True)
+    store = _store()
+    try:
+        version = import_pickle(Path(pickle_path), Path(features_path),
+                                current_app.config["DATA_DIR"], store)
+        if activate:
+            store.activate(version)
+    except ModelStoreError as exc:
+        _fail(str(exc))
+    click.echo(f"stored {version}" + (" (active)" if activate else ""))
+
+
+def init_app(app):
+    """Register the commands on ``app.cli`` (``flask --app housing_api``)."""
+    for command in (train_command, smoke_command, models_group):
+        app.cli.add_command(command)
+
+
+def _create_app():
+    from . import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    return create_app()
+
+
+main = FlaskGroup(
+    name="housing-api", create_app=_create_app, add_default_commands=False,
+    add_version_option=False, load_dotenv=False,
+    help="Sound Realty house-price service: training and operations.",
+)
+

@@ -1,0 +1,33 @@
+"""Default configuration.
+
+Loaded first by :func:`housing_api.create_app`; ``instance/config.py``, then
+``HOUSING_*`` environment variables, then the test mapping override it.
+Relative paths are resolved against the working directory when the app is
+created.
+"""
+
+#: Model store: ``versions/<version>/``, ``CURRENT``, ``.lock``.
+MODEL_DIR = "model"
+#: The three CSVs (sales, demographics, future examples) used for training.
+DATA_DIR = "data"
+
+#: Largest request body in bytes; larger bodies get 413.
+MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+#: Most homes accepted in one batch request.
+MAX_BATCH_ROWS = 10_000
+#: Seconds between checks of ``model/CURRENT`` by the Gunicorn master.
+MODEL_WATCH_INTERVAL = 3.0
+
+#: Bearer tokens accepted by the admin API, comma-separated or a list.
+#: Empty disables the admin API (403), it never opens it.
+ADMIN_TOKENS = ""
+
+API_TITLE = "Sound Realty house-price API"
+API_VERSION = "v1"
+OPENAPI_VERSION = "3.0.3"
+OPENAPI_URL_PREFIX = "/"
+OPENAPI_JSON_PATH = "openapi.json"
+OPENAPI_SWAGGER_UI_PATH = "/docs"
+OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+OPENAPI_REDOC_PATH = "/redoc"
+OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"

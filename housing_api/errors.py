@@ -1,0 +1,45 @@
+"""One error shape for every response, produced here only."""
+import flask_smorest
+from flask import g
+from flask_smorest import abort
+from webargs.flaskparser import FlaskParser
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api, with ``message`` and ``request_id`` always set.
+
+    Body: ``{"code", "status", "message", "errors"?, "request_id"}``. Flask
+    routes unhandled exceptions here as 500s, after logging them; the body
+    never carries a traceback.
+    """
+
+    def handle_http_exception(self, error):
+        payload, code, headers = super().handle_http_exception(error)
+        payload.setdefault("message", error.description)
+        payload["request_id"] = g.get("request_id")
+        headers = dict(headers)
+        if code == 429 and error.response is not None:
+            headers.update(error.response.headers)
+        return payload, code, headers
+
+
+class Parser(FlaskParser):
+    """webargs' parser, with messages a client can act on."""
+
+    DEFAULT_VALIDATION_STATUS = 422
+
+    def handle_invalid_json_error(self, error, req, *args, **kwargs):
+        abort(400, message="The body is not valid JSON.",
+              errors={"json": [f"Invalid JSON body: {error}"]})
+
+    def handle_error(self, error, req, schema, *, error_status_code,
+                     error_headers):
+        abort(error_status_code or self.DEFAULT_VALIDATION_STATUS,
+              message="Invalid input: `errors` names each field and the reason.",
+              errors=error.messages, headers=error_headers)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with our argument parser."""
+
+    ARGUMENTS_PARSER = Parser()

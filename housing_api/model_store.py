@@ -1,0 +1,303 @@
+"""The model store: immutable version folders and an atomic pointer.
+
+Layout under the store's root::
+
+    versions/<version>/   artifact, demographics.csv, metadata.json
+    CURRENT               name of the active version
+    history.json          activations, newest last (exact rollback)
+    .lock                 file lock around publish/activate/rollback/delete
+
+Every write goes to a temporary name, is fsynced, then renamed into place,
+so a crash leaves either the old state or the new one. No Flask here.
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+
+from . import artifacts
+from .features import Demographics, UnknownFeatureSetError, get_feature_set
+from .predictor import Predictor
+
+#: Version names: safe as a path segment and in a URL, sortable by time.
+VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,79}$")
+METADATA = "metadata.json"
+DEMOGRAPHICS = "demographics.csv"
+
+
+class ModelStoreError(Exception):
+    """Base class of the store's errors."""
+
+
+class VersionNotFoundError(ModelStoreError, LookupError):
+    """The named version is not in the store."""
+
+
+class InvalidModelError(ModelStoreError, ValueError):
+    """A version failed validation; nothing was written or activated."""
+
+
+class ActiveVersionError(ModelStoreError):
+    """The operation would remove the active version."""
+
+
+class NothingToRollbackError(ModelStoreError):
+    """There is no earlier activation to go back to."""
+
+
+def new_version_name(slug: str, now: datetime | None = None) -> str:
+    """Return a version name that sorts by creation time."""
+    now = now or datetime.now(timezone.utc)
+    slug = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")[:30] or "model"
+    return f"{now:%Y%m%d-%H%M%S}-{now.microsecond:06d}-{slug}"
+
+
+def sha256_file(path: Path) -> str:
+    """Return the hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    _write_durably(tmp, data)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class ModelStore:
+    """Versions on disk under ``root``; see the module docstring."""
+
+    def __init__(self, root: Path, lock_timeout: float = 30.0):
+        self.root = Path(root)
+        self.versions_dir = self.root / "versions"
+        self.pointer = self.root / "CURRENT"
+        self.history_file = self.root / "history.json"
+        self.lock = FileLock(self.root / ".lock", timeout=lock_timeout)
+
+    def path(self, version: str) -> Path:
+        """Return the folder of ``version``, which must exist."""
+        if not VERSION_RE.match(version):
+            raise VersionNotFoundError(f"no model version {version!r}")
+        path = self.versions_dir / version
+        if not (path / METADATA).is_file():
+            raise VersionNotFoundError(f"no model version {version!r}")
+        return path
+
+    def list_versions(self) -> list[str]:
+        """Return the stored versions, oldest first."""
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.versions_dir.iterdir()
+            if not p.name.startswith(".") and (p / METADATA).is_file()
+        )
+
+    def metadata(self, version: str) -> dict:
+        """Return the metadata of ``version``."""
+        return json.loads((self.path(version) / METADATA).read_text())
+
+    def current(self) -> str | None:
+        """Return the active version's name, or None before the first one."""
+        try:
+            return self.pointer.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def history(self) -> list[str]:
+        """Return the activation history, oldest first, ending at CURRENT."""
+        try:
+            history = json.loads(self.history_file.read_text())
+        except FileNotFoundError:
+            history = []
+        current = self.current()
+        # CURRENT is the truth: a crash between the pointer and the history
+        # write leaves the history one activation behind.
+        if current and (not history or history[-1] != current):
+            history.append(current)
+        return history
+
+    def previous(self) -> str | None:
+        """Return the version a rollback would activate."""
+        history = self.history()
+        return history[-2] if len(history) > 1 else None
+
+    def publish(
+        self,
+        files: Mapping[str, bytes],
+        metadata: Mapping,
+        check: Callable[[Predictor], None] | None = None,
+    ) -> str:
+        """Validate and store a new version; return its name.
+
+        ``files`` holds the artifact (named in ``metadata["artifact"]``) and
+        ``demographics.csv``. ``check`` runs on the loaded predictor and
+        raises :class:`InvalidModelError` to refuse the version. Nothing is
+        left behind when any step fails.
+        """
+        metadata = dict(metadata)
+        version = metadata.get("version") or new_version_name(metadata["name"])
+        if not VERSION_RE.match(version):
+            raise InvalidModelError(f"invalid version name {version!r}")
+        metadata["version"] = version
+        artifact = dict(metadata.get("artifact") or {})
+        if artifact.get("file") not in files or DEMOGRAPHICS not in files:
+            raise InvalidModelError(
+                f"a version needs its artifact file and {DEMOGRAPHICS}"
+            )
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.versions_dir))
+        try:
+            for name, data in files.items():
+                if "/" in name or name.startswith("."):
+                    raise InvalidModelError(f"invalid file name {name!r}")
+                _write_durably(staging / name, data)
+            artifact["sha256"] = sha256_file(staging / artifact["file"])
+            metadata["artifact"] = artifact
+            metadata["demographics_sha256"] = sha256_file(staging / DEMOGRAPHICS)
+            _write_durably(
+                staging / METADATA, json.dumps(metadata, indent=2).encode()
+            )
+            _fsync_dir(staging)
+            predictor = self.load_folder(staging, version)
+            if check is not None:
+                check(predictor)
+            with self.lock:
+                target = self.versions_dir / version
+                if target.exists():
+                    raise InvalidModelError(f"version {version!r} already exists")
+                os.replace(staging, target)
+                _fsync_dir(self.versions_dir)
+        except ModelStoreError:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        except Exception as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise
+            raise InvalidModelError(f"the model failed validation: {exc}") from exc
+        return version
+
+    def activate(self, version: str) -> None:
+        """Make ``version`` the active one (after checking it loads)."""
+        self.load(version)
+        with self.lock:
+            history = self.history()
+            if history and history[-1] == version:
+                return
+            self._set_active(version, history + [version])
+
+    def rollback(self) -> str:
+        """Re-activate the version that was active before the current one."""
+        with self.lock:
+            history = self.history()
+            while len(history) > 1:
+                history.pop()
+                try:
+                    self.path(history[-1])
+                except VersionNotFoundError:
+                    continue
+                self._set_active(history[-1], history)
+                return history[-1]
+        raise NothingToRollbackError("no earlier activation to roll back to")
+
+    def delete(self, version: str) -> None:
+        """Remove a version that is not active."""
+        with self.lock:
+            path = self.path(version)
+            if version == self.current():
+                raise ActiveVersionError(f"version {version!r} is active")
+            trash = self.versions_dir / f".deleting-{version}"
+            os.replace(path, trash)
+            _fsync_dir(self.versions_dir)
+            shutil.rmtree(trash)
+
+    def _set_active(self, version: str, history: list[str]) -> None:
+        _replace_atomically(self.pointer, f"{version}\n".encode())
+        _replace_atomically(self.history_file, json.dumps(history).encode())
+
+    def load(self, version: str) -> Predictor:
+        """Load ``version`` safely and check its integrity."""
+        return self.load_folder(self.path(version), version)
+
+    def load_folder(self, folder: Path, version: str) -> Predictor:
+        """Load the version stored in ``folder``; raise InvalidModelError."""
+        try:
+            metadata = json.loads((folder / METADATA).read_text())
+            artifact = metadata["artifact"]
+            feature_set = get_feature_set(metadata["feature_set"])
+            for name, expected in (
+                (artifact["file"], artifact["sha256"]),
+                (DEMOGRAPHICS, metadata["demographics_sha256"]),
+            ):
+                if sha256_file(folder / name) != expected:
+                    raise InvalidModelError(
+                        f"{name} does not match its sha256 in the metadata"
+                    )
+            demographics = Demographics.from_csv(folder / DEMOGRAPHICS)
+            expected = feature_set.names(demographics)
+            if list(metadata["features"]) != expected:
+                raise InvalidModelError(
+                    f"metadata features do not match feature set "
+                    f"{feature_set.name!r}: expected {expected}"
+                )
+            estimator = artifacts.load(
+                artifact["format"], folder / artifact["file"], len(expected)
+            )
+        except (UnknownFeatureSetError, artifacts.ArtifactError) as exc:
+            raise InvalidModelError(str(exc)) from exc
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise InvalidModelError(f"incomplete metadata: {exc!r}") from exc
+        except FileNotFoundError as exc:
+            raise InvalidModelError(f"missing file: {exc.filename}") from exc
+        return Predictor(
+            version=version,
+            metadata=metadata,
+            estimator=estimator,
+            feature_set=feature_set,
+            demographics=demographics,
+        )
+
+
+def check_predictions(columns: Mapping[str, np.ndarray]) -> Callable:
+    """Return a publish check: prices for ``columns`` are finite and positive."""
+
+    def check(predictor: Predictor) -> None:
+        price = predictor.predict(columns).price
+        if price.shape != (len(columns["zipcode"]),):
+            raise InvalidModelError(f"predictions have shape {price.shape}")
+        bad = np.flatnonzero(~np.isfinite(price) | (price <= 0))
+        if bad.size:
+            raise InvalidModelError(
+                f"non-finite or non-positive prices for example rows "
+                f"{bad[:10].tolist()}"
+            )
+
+    return check

@@ -1,0 +1,90 @@
+"""A loaded model version: client columns in, prices and ranges out."""
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .features import Demographics, FeatureSet
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Prices in USD with an interval at ``level``, one entry per home."""
+
+    price: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float
+    warnings: list[list[str]]
+
+
+class Predictor:
+    """Serve one stored model version.
+
+    ``estimator`` is anything with ``predict(X) -> prices in USD``; the model
+    store builds it from the artifact. Knows nothing about HTTP.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        metadata: Mapping,
+        estimator,
+        feature_set: FeatureSet,
+        demographics: Demographics,
+    ):
+        self.version = version
+        self.metadata = metadata
+        self.name = metadata["name"]
+        self.estimator = estimator
+        self.feature_set = feature_set
+        self.demographics = demographics
+        interval = metadata["interval"]
+        self.level = float(interval["level"])
+        self._edges = np.asarray(interval["edges"], dtype=np.float64)
+        self._lower = np.exp(np.asarray(interval["lower"], dtype=np.float64))
+        self._upper = np.exp(np.asarray(interval["upper"], dtype=np.float64))
+        self._ranges = [
+            (name, float(lo), float(hi))
+            for name, (lo, hi) in metadata["input_ranges"].items()
+        ]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Client columns this version reads (the minimal contract)."""
+        return self.feature_set.inputs
+
+    def features(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Return the feature matrix for ``columns``."""
+        return self.feature_set.transform(columns, self.demographics)
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Prediction:
+        """Predict every home in ``columns`` with one estimator call."""
+        price = np.asarray(self.estimator.predict(self.features(columns)))
+        # Per-price-band multiplicative interval, calibrated out of fold when
+        # the version was trained (see training.calibrate_interval).
+        band = np.searchsorted(self._edges, price, side="right")
+        return Prediction(
+            price=price,
+            lower=price * self._lower[band],
+            upper=price * self._upper[band],
+            level=self.level,
+            warnings=self.range_warnings(columns, len(price)),
+        )
+
+    def range_warnings(self, columns, n: int) -> list[list[str]]:
+        """Say, per home, which inputs lie outside the training data's range."""
+        warnings = [[] for _ in range(n)]
+        for name, lo, hi in self._ranges:
+            values = columns.get(name)
+            if values is None:
+                continue
+            for i in np.flatnonzero((values < lo) | (values > hi)):
+                side = "below the smallest" if values[i] < lo else "above the largest"
+                bound = lo if values[i] < lo else hi
+                warnings[i].append(
+                    f"{name}={values[i]:g} is {side} value seen in training "
+                    f"({bound:g}); the estimate is an extrapolation"
+                )
+        return warnings

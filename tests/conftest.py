@@ -1,0 +1,69 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from housing_api import create_app
+from housing_api.model_store import ModelStore
+from housing_api.smoke import read_homes
+from housing_api.training import train_version
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+TOKEN = "test-admin-token-0123456789"
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory):
+    """A store holding the reference model, trained once per session."""
+    root = tmp_path_factory.mktemp("trained") / "model"
+    store = ModelStore(root)
+    version, _ = train_version(DATA_DIR, store, "reference")
+    store.activate(version)
+    return root
+
+
+@pytest.fixture
+def model_dir(trained_store, tmp_path):
+    """A private copy of the trained store, free to change."""
+    return Path(shutil.copytree(trained_store, tmp_path / "model"))
+
+
+@pytest.fixture
+def store(model_dir):
+    return ModelStore(model_dir)
+
+
+@pytest.fixture
+def app(model_dir):
+    return create_app({
+        "TESTING": True,
+        "MODEL_DIR": model_dir,
+        "DATA_DIR": DATA_DIR,
+        "ADMIN_TOKENS": TOKEN,
+    })
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def admin_headers():
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def homes():
+    """The 100 future examples, typed as a JSON client would send them."""
+    return read_homes(DATA_DIR / "future_unseen_examples.csv")
+
+
+@pytest.fixture
+def home(homes):
+    return dict(homes[0])

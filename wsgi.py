@@ -1,0 +1,3 @@
+from housing_api import create_app
+
+app = create_app()
