@@ -66,11 +66,15 @@ def train_command(algorithm, activate, promote_if_better, job_id):
 @click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Homes to send [default: DATA_DIR/"
                                  "future_unseen_examples.csv].")
+@click.option("--wait", type=float, default=0, show_default=True,
+              help="Seconds to wait for /health/ready first.")
 @with_appcontext
-def smoke_command(url, csv_path):
+def smoke_command(url, csv_path, wait):
     """Post every example to a running service and check every answer."""
-    from .smoke import run_smoke
+    from .smoke import run_smoke, wait_until_ready
 
+    if wait and not wait_until_ready(url, wait):
+        _fail(f"{url} was not ready within {wait:g} s")
     path = Path(csv_path or current_app.config["DATA_DIR"]
                 / "future_unseen_examples.csv")
     report = run_smoke(url, path)

@@ -52,6 +52,19 @@ def _check_estimate(body, where, report) -> float | None:
     return price
 
 
+def wait_until_ready(url: str, seconds: float) -> bool:
+    """Poll ``/health/ready`` until it answers 200 or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url.rstrip('/')}/health/ready", timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def run_smoke(url: str, path: Path, timeout: float = 10.0) -> SmokeReport:
     """Post each home alone and all of them as one batch; check every answer."""
     url = url.rstrip("/")

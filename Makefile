@@ -1,0 +1,34 @@
+# Everyday verbs. The first run creates .venv and installs the project.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install serve train test lint clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## serve: train a model if model/ has none, start Gunicorn on 127.0.0.1:8000
+serve: install
+	deploy/entrypoint.sh
+
+## train: train the reference model and make it the active version
+train: install
+	housing-api train
+
+## test: the whole suite, then a smoke test against a real Gunicorn
+test: install
+	python -m pytest
+	tests/smoke.sh
+
+lint: install
+	flake8 housing_api tests wsgi.py gunicorn.conf.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .coverage

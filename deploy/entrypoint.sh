@@ -1,0 +1,25 @@
+#!/bin/sh
+# Start the service the same way everywhere (make serve, the container, CI):
+# train a first model if the store holds none, give Prometheus a clean
+# multiprocess folder, then exec Gunicorn so it receives signals directly.
+set -eu
+
+: "${HOUSING_MODEL_DIR:=model}"
+export HOUSING_MODEL_DIR
+
+if [ -z "$(ls -A "$HOUSING_MODEL_DIR/versions" 2>/dev/null)" ]; then
+    echo "entrypoint: no model version in $HOUSING_MODEL_DIR, training one" >&2
+    housing-api train
+fi
+
+# Metric files of a previous run would be summed into this one's: wipe them
+# here, before Python starts (not in a Gunicorn hook, which runs too late).
+: "${PROMETHEUS_MULTIPROC_DIR:=${TMPDIR:-/tmp}/housing-api-metrics}"
+case "$PROMETHEUS_MULTIPROC_DIR" in
+    "" | "/") echo "entrypoint: refusing PROMETHEUS_MULTIPROC_DIR='$PROMETHEUS_MULTIPROC_DIR'" >&2; exit 2 ;;
+esac
+rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+export PROMETHEUS_MULTIPROC_DIR
+
+exec gunicorn --config "${GUNICORN_CONFIG:-gunicorn.conf.py}" "$@"

@@ -1,0 +1,27 @@
+#!/bin/sh
+# The smoke test the way CI uses it: a freshly trained model in a temporary
+# folder, real Gunicorn with 2 workers on a free loopback port, every future
+# example posted and checked, then a clean stop.
+set -eu
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+export HOUSING_MODEL_DIR="$tmp/model" PROMETHEUS_MULTIPROC_DIR="$tmp/metrics"
+port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+housing-api train
+WEB_CONCURRENCY=2 GUNICORN_CMD_ARGS="--bind 127.0.0.1:$port" \
+    deploy/entrypoint.sh >"$tmp/gunicorn.log" 2>&1 &
+pid=$!
+
+if ! housing-api smoke --url "http://127.0.0.1:$port" --wait 60; then
+    echo "--- gunicorn log ---" >&2
+    cat "$tmp/gunicorn.log" >&2
+    exit 1
+fi
