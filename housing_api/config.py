@@ -31,3 +31,15 @@ OPENAPI_SWAGGER_UI_PATH = "/docs"
 OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
 OPENAPI_REDOC_PATH = "/redoc"
 OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
+
+#: flask-limiter storage. ``memory://`` counts per worker process (N workers
+#: allow N times the limit) and resets on every reload: a single-process
+#: default only. Production: ``redis://host:6379/0``, shared by every
+#: worker and replica.
+RATELIMIT_STORAGE_URI = "memory://"
+#: Hops of trusted proxies in front of the service (``ProxyFix``); 0 means
+#: clients connect directly and X-Forwarded-For is ignored.
+PROXY_COUNT = 0
+#: ``json`` (one object per line) or ``text`` for local development.
+LOG_FORMAT = "json"
+LOG_LEVEL = "INFO"
