@@ -176,4 +176,3 @@ main = FlaskGroup(
     add_version_option=False, load_dotenv=False,
     help="Sound Realty house-price service: training and operations.",
 )
-

@@ -17,7 +17,7 @@ class Api(flask_smorest.Api):
         payload, code, headers = super().handle_http_exception(error)
         payload.setdefault("message", error.description)
         payload["request_id"] = g.get("request_id")
-        headers = dict(headers)
+        headers = dict(headers or {})
         if code == 429 and error.response is not None:
             headers.update(error.response.headers)
         return payload, code, headers
@@ -36,7 +36,7 @@ class Parser(FlaskParser):
                      error_headers):
         abort(error_status_code or self.DEFAULT_VALIDATION_STATUS,
               message="Invalid input: `errors` names each field and the reason.",
-              errors=error.messages, headers=error_headers)
+              errors=error.messages, headers=error_headers or {})
 
 
 class Blueprint(flask_smorest.Blueprint):

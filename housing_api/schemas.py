@@ -156,7 +156,9 @@ class IntervalSchema(Schema):
 
 class ModelRefSchema(Schema):
     name = fields.String(metadata={"example": "reference-knn"})
-    version = fields.String(metadata={"example": "20261123-181512-123456-reference-knn"})
+    version = fields.String(
+        metadata={"example": "20261123-181512-123456-reference-knn"}
+    )
 
 
 class EstimateSchema(Schema):

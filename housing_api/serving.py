@@ -33,8 +33,8 @@ class ModelState:
             return False
         predictor = self.store.load(version)
         old, self.predictor = self.version, predictor
-        log.info("model loaded", extra={"model_version": version,
-                                         "previous_version": old})
+        log.info("model loaded",
+                 extra={"model_version": version, "previous_version": old})
         return True
 
     def request_reload(self) -> str:
