@@ -6,7 +6,9 @@ import uuid
 from pathlib import Path
 
 from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import logs, metrics
 from .errors import Api
 from .model_store import ModelStore, ModelStoreError
 from .serving import ModelState
@@ -36,8 +38,17 @@ def create_app(test_config=None):
     for key in ("MODEL_DIR", "DATA_DIR"):
         app.config[key] = Path(app.config[key]).resolve()
 
+    hops = int(app.config["PROXY_COUNT"])
+    if hops:
+        # Trust exactly this many proxies' X-Forwarded-* headers, no more.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,
+                                x_host=hops, x_port=hops, x_prefix=hops)
+    app.before_request(_assign_request_id)
+    app.after_request(_return_request_id)
+    logs.configure(app)
+
     api.init_app(app)
-    from . import admin, health, predict
+    from . import admin, health, limits, predict
 
     api.register_blueprint(predict.blp)
     api.register_blueprint(health.blp)
@@ -46,6 +57,9 @@ def create_app(test_config=None):
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
 
+    limits.init_app(app)
+    service_metrics = metrics.init_app(app)
+
     state = ModelState(ModelStore(app.config["MODEL_DIR"]))
     app.extensions["housing"] = state
     try:
@@ -53,9 +67,7 @@ def create_app(test_config=None):
     except ModelStoreError:
         # Live but not ready: /health/ready says 503 until a good version.
         log.exception("the active model version could not be loaded")
-
-    app.before_request(_assign_request_id)
-    app.after_request(_return_request_id)
+    service_metrics.set_model(state.predictor)
 
     from . import cli
 

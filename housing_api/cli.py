@@ -1,5 +1,4 @@
 """``housing-api`` (also ``flask --app housing_api``): train, smoke, models."""
-import logging
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,6 +92,8 @@ def list_command():
     """List stored versions (* active, ^ previous)."""
     store = _store()
     current, previous = store.current(), store.previous()
+    if not store.list_versions():
+        click.echo(f"no model versions in {store.root}")
     for version in store.list_versions():
         metrics = store.metadata(version).get("metrics", {}).get("holdout", {})
         mark = "*" if version == current else "^" if version == previous else " "
@@ -167,7 +168,6 @@ def init_app(app):
 def _create_app():
     from . import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     return create_app()
 
 

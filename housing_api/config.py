@@ -43,3 +43,10 @@ PROXY_COUNT = 0
 #: ``json`` (one object per line) or ``text`` for local development.
 LOG_FORMAT = "json"
 LOG_LEVEL = "INFO"
+#: Per-client limits (flask-limiter notation; ``;`` separates several).
+PREDICT_RATE_LIMIT = "50 per second; 2000 per minute"
+ADMIN_RATE_LIMIT = "30 per minute"
+#: Set to false to switch rate limiting off (benchmarks).
+RATELIMIT_ENABLED = True
+#: Comma-separated networks allowed to read /metrics; empty allows all.
+METRICS_ALLOWED_NETWORKS = ""

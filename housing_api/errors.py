@@ -1,6 +1,6 @@
 """One error shape for every response, produced here only."""
 import flask_smorest
-from flask import g
+from flask import current_app, g
 from flask_smorest import abort
 from webargs.flaskparser import FlaskParser
 
@@ -17,6 +17,10 @@ class Api(flask_smorest.Api):
         payload, code, headers = super().handle_http_exception(error)
         payload.setdefault("message", error.description)
         payload["request_id"] = g.get("request_id")
+        g.error_message = payload["message"]
+        if code == 422:
+            current_app.extensions["housing_metrics"].observe_rejection(
+                payload.get("errors"))
         headers = dict(headers or {})
         if code == 429 and error.response is not None:
             headers.update(error.response.headers)

@@ -65,7 +65,10 @@ def _model_ref(predictor) -> dict:
 
 
 def _estimates(predictor, records) -> list[dict]:
-    result = predictor.predict(records_to_columns(records))
+    columns = records_to_columns(records)
+    result = predictor.predict(columns)
+    current_app.extensions["housing_metrics"].observe_predictions(
+        request.endpoint, predictor.version, columns, result.price)
     return [
         {
             "prediction": round(float(price), 2),
