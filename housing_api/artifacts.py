@@ -3,18 +3,36 @@
 skops files are loaded with a fixed allowlist of types, never with whatever
 the file itself asks to trust. Pickle is not a format here.
 """
+import json
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import skops.io as sio
 
-#: Types beyond skops' built-in trusted set that our estimators contain.
-#: Fixed here on purpose: a file asking for anything else is refused.
-SKOPS_ALLOWED_TYPES = (
-    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+#: Every type a skops artifact may contain, fixed here on purpose: a file
+#: naming anything else (another estimator, a function, a custom class) is
+#: refused before skops builds a single object. skops' own default trust
+#: (every scikit-learn estimator, every ufunc) is wider than we need.
+SKOPS_ESTIMATOR_TYPES = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.RobustScaler",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.neighbors._regression.KNeighborsRegressor",
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
 )
+#: Plain data: JSON values, containers, numpy arrays and scalar types.
+SKOPS_DATA_TYPES = (
+    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str",
+    "builtins.int", "builtins.float", "builtins.bool", "builtins.NoneType",
+    "numpy.ndarray", "numpy.dtype",
+) + tuple(sorted({
+    f"numpy.{t.__name__}" for t in np.sctypeDict.values()
+    if issubclass(t, (np.number, np.bool_))
+}))
+SKOPS_ALLOWED_TYPES = SKOPS_ESTIMATOR_TYPES + SKOPS_DATA_TYPES
 #: Largest uncompressed size and compression ratio accepted in a skops zip.
 MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
@@ -29,29 +47,43 @@ def dump_skops(estimator) -> bytes:
     return sio.dumps(estimator)
 
 
-def _check_zip(path: Path) -> None:
+def _read_schema(path: Path) -> dict:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
-    except zipfile.BadZipFile as exc:
+            size = sum(i.file_size for i in infos)
+            packed = sum(i.compress_size for i in infos) or 1
+            if size > MAX_UNCOMPRESSED_BYTES or size / packed > MAX_COMPRESSION_RATIO:
+                raise ArtifactError("skops file expands too much (zip bomb?)")
+            return json.loads(zf.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
         raise ArtifactError(f"not a skops file: {exc}") from None
-    size = sum(i.file_size for i in infos)
-    packed = sum(i.compress_size for i in infos) or 1
-    if size > MAX_UNCOMPRESSED_BYTES or size / packed > MAX_COMPRESSION_RATIO:
-        raise ArtifactError("skops file expands too much (zip bomb?)")
+
+
+def _schema_types(node, found: set) -> set:
+    """Collect the ``module.Class`` of every object the schema would build."""
+    if isinstance(node, dict):
+        if "__module__" in node or "__class__" in node:
+            found.add(f"{node.get('__module__')}.{node.get('__class__')}")
+        for value in node.values():
+            _schema_types(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _schema_types(value, found)
+    return found
 
 
 def load_skops(path: Path, n_features: int):
     """Load a scikit-learn regressor, refusing types outside the allowlist."""
-    _check_zip(path)
+    refused = sorted(_schema_types(_read_schema(path), set())
+                     - set(SKOPS_ALLOWED_TYPES))
+    if refused:
+        raise ArtifactError(f"skops file contains disallowed types: {refused}")
     try:
-        untrusted = sio.get_untrusted_types(file=path)
-        refused = sorted(set(untrusted) - set(SKOPS_ALLOWED_TYPES))
-        if refused:
-            raise ArtifactError(f"skops file contains disallowed types: {refused}")
-        estimator = sio.load(path, trusted=list(SKOPS_ALLOWED_TYPES))
-    except ArtifactError:
-        raise
+        # skops audits the tree again, against its defaults plus ours.
+        estimator = sio.load(path, trusted=list(SKOPS_ESTIMATOR_TYPES))
     except Exception as exc:
         raise ArtifactError(f"cannot load skops file: {exc}") from exc
     if not callable(getattr(estimator, "predict", None)):

@@ -8,7 +8,9 @@ Layout under the store's root::
     .lock                 file lock around publish/activate/rollback/delete
 
 Every write goes to a temporary name, is fsynced, then renamed into place,
-so a crash leaves either the old state or the new one. No Flask here.
+so a crash leaves either the old state or the new one. Unfinished work
+lives under dot-names in ``versions/`` (never listed as a version) and is
+swept up by the next publish. No Flask here.
 """
 import hashlib
 import json
@@ -16,6 +18,8 @@ import os
 import re
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,8 +33,12 @@ from .predictor import Predictor
 
 #: Version names: safe as a path segment and in a URL, sortable by time.
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,79}$")
+#: Names of the files inside a version folder.
+FILE_NAME_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,99}$")
 METADATA = "metadata.json"
 DEMOGRAPHICS = "demographics.csv"
+#: Staging folders older than this were left by a crashed publish.
+STALE_STAGING_SECONDS = 3600
 
 
 class ModelStoreError(Exception):
@@ -99,7 +107,13 @@ class ModelStore:
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "CURRENT"
         self.history_file = self.root / "history.json"
-        self.lock = FileLock(self.root / ".lock", timeout=lock_timeout)
+        self._lock = FileLock(self.root / ".lock", timeout=lock_timeout)
+
+    @property
+    def lock(self) -> FileLock:
+        """The store's file lock; hold it around file operations only."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self._lock
 
     def path(self, version: str) -> Path:
         """Return the folder of ``version``, which must exist."""
@@ -134,15 +148,22 @@ class ModelStore:
     def history(self) -> list[str]:
         """Return the activation history, oldest first, ending at CURRENT."""
         try:
-            history = json.loads(self.history_file.read_text())
-        except FileNotFoundError:
-            history = []
+            journal = json.loads(self.history_file.read_text())
+        except (FileNotFoundError, ValueError):
+            journal = {}
+        if not isinstance(journal, dict):
+            journal = {"history": journal if isinstance(journal, list) else []}
         current = self.current()
-        # CURRENT is the truth: a crash between the pointer and the history
-        # write leaves the history one activation behind.
-        if current and (not history or history[-1] != current):
-            history.append(current)
-        return history
+        # The history is written before CURRENT and keeps the one it
+        # replaces: after a crash between the two writes, CURRENT still
+        # names the old version and "before" is the old history, exactly.
+        for key in ("history", "before"):
+            history = list(journal.get(key) or [])
+            if history and history[-1] == current:
+                return history
+        # CURRENT set by hand (or by a store without history): start there.
+        history = list(journal.get("history") or [])
+        return history + [current] if current else history
 
     def previous(self) -> str | None:
         """Return the version a rollback would activate."""
@@ -163,23 +184,35 @@ class ModelStore:
         left behind when any step fails.
         """
         metadata = dict(metadata)
-        version = metadata.get("version") or new_version_name(metadata["name"])
-        if not VERSION_RE.match(version):
+        version = metadata.get("version") or new_version_name(
+            str(metadata.get("name") or "model"))
+        if not isinstance(version, str) or not VERSION_RE.match(version):
             raise InvalidModelError(f"invalid version name {version!r}")
         metadata["version"] = version
-        artifact = dict(metadata.get("artifact") or {})
-        if artifact.get("file") not in files or DEMOGRAPHICS not in files:
+        artifact = metadata.get("artifact")
+        if not isinstance(artifact, Mapping):
             raise InvalidModelError(
-                f"a version needs its artifact file and {DEMOGRAPHICS}"
-            )
+                "metadata needs an 'artifact' object with its file and format")
+        artifact = dict(artifact)
+        for name in files:
+            if not FILE_NAME_RE.match(name) or name == METADATA:
+                raise InvalidModelError(f"invalid file name {name!r}")
+        name = artifact.get("file")
+        if not isinstance(name, str) or name not in files or name == DEMOGRAPHICS \
+                or DEMOGRAPHICS not in files:
+            raise InvalidModelError(
+                f"a version needs its artifact file and {DEMOGRAPHICS}")
+        declared = artifact.get("sha256")
         self.versions_dir.mkdir(parents=True, exist_ok=True)
+        self._sweep()
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.versions_dir))
         try:
             for name, data in files.items():
-                if "/" in name or name.startswith("."):
-                    raise InvalidModelError(f"invalid file name {name!r}")
                 _write_durably(staging / name, data)
             artifact["sha256"] = sha256_file(staging / artifact["file"])
+            if declared and declared != artifact["sha256"]:
+                raise InvalidModelError(
+                    "the artifact does not match the sha256 given in its metadata")
             metadata["artifact"] = artifact
             metadata["demographics_sha256"] = sha256_file(staging / DEMOGRAPHICS)
             _write_durably(
@@ -193,40 +226,73 @@ class ModelStore:
                 target = self.versions_dir / version
                 if target.exists():
                     raise InvalidModelError(f"version {version!r} already exists")
+                # One rename: the version appears whole or not at all.
                 os.replace(staging, target)
-                _fsync_dir(self.versions_dir)
-        except ModelStoreError:
-            shutil.rmtree(staging, ignore_errors=True)
+            _fsync_dir(self.versions_dir)
+        except (ModelStoreError, OSError):
             raise
         except Exception as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            if isinstance(exc, OSError):
-                raise
             raise InvalidModelError(f"the model failed validation: {exc}") from exc
+        finally:
+            # Gone after a successful rename; after a failure, nothing stays.
+            shutil.rmtree(staging, ignore_errors=True)
         return version
+
+    def _sweep(self) -> None:
+        """Remove what crashed publishes and deletes left behind."""
+        now = time.time()
+        for path in self.versions_dir.glob(".*"):
+            try:
+                stale = path.name.startswith(".deleting-") or (
+                    path.name.startswith(".staging-")
+                    and now - path.stat().st_mtime > STALE_STAGING_SECONDS)
+            except FileNotFoundError:
+                continue
+            if stale:
+                shutil.rmtree(path, ignore_errors=True)
 
     def activate(self, version: str) -> None:
         """Make ``version`` the active one (after checking it loads)."""
+        # Loading outside the lock: it reads an immutable folder, and a
+        # version deleted meanwhile is caught again under the lock.
         self.load(version)
         with self.lock:
+            self.path(version)
             history = self.history()
             if history and history[-1] == version:
                 return
-            self._set_active(version, history + [version])
+            self._set_active(version, history + [version], history)
 
     def rollback(self) -> str:
-        """Re-activate the version that was active before the current one."""
-        with self.lock:
+        """Re-activate the version that was active before the current one.
+
+        Walks the activation history back, skipping deleted versions; each
+        rollback goes one activation further back. A version that no longer
+        loads is refused, and nothing changes.
+        """
+        for _ in range(5):
             history = self.history()
-            while len(history) > 1:
-                history.pop()
-                try:
-                    self.path(history[-1])
-                except VersionNotFoundError:
-                    continue
-                self._set_active(history[-1], history)
-                return history[-1]
+            target, kept = self._rollback_target(history)
+            self.load(target)
+            with self.lock:
+                # Decided without the lock: redo if someone moved meanwhile.
+                if self.history() == history and self.exists(target):
+                    self._set_active(target, kept, history)
+                    return target
+        raise ModelStoreError("the store kept changing during the rollback")
+
+    def _rollback_target(self, history: list[str]) -> tuple[str, list[str]]:
+        current, kept = (history[-1] if history else None), history[:-1]
+        while kept:
+            if kept[-1] != current and self.exists(kept[-1]):
+                return kept[-1], kept
+            kept.pop()
         raise NothingToRollbackError("no earlier activation to roll back to")
+
+    def exists(self, version: str) -> bool:
+        """Return whether ``version`` is stored (complete, not being deleted)."""
+        return bool(VERSION_RE.match(version)) and (
+            self.versions_dir / version / METADATA).is_file()
 
     def delete(self, version: str) -> None:
         """Remove a version that is not active."""
@@ -234,14 +300,18 @@ class ModelStore:
             path = self.path(version)
             if version == self.current():
                 raise ActiveVersionError(f"version {version!r} is active")
-            trash = self.versions_dir / f".deleting-{version}"
+            trash = self.versions_dir / f".deleting-{version}-{uuid.uuid4().hex}"
             os.replace(path, trash)
             _fsync_dir(self.versions_dir)
-            shutil.rmtree(trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
-    def _set_active(self, version: str, history: list[str]) -> None:
+    def _set_active(self, version: str, history: list[str],
+                    before: list[str]) -> None:
+        # History first, CURRENT last: see history() for the crash case.
+        _replace_atomically(
+            self.history_file,
+            json.dumps({"history": history, "before": before}).encode())
         _replace_atomically(self.pointer, f"{version}\n".encode())
-        _replace_atomically(self.history_file, json.dumps(history).encode())
 
     def load(self, version: str) -> Predictor:
         """Load ``version`` safely and check its integrity."""
@@ -271,19 +341,21 @@ class ModelStore:
             estimator = artifacts.load(
                 artifact["format"], folder / artifact["file"], len(expected)
             )
+            return Predictor(
+                version=version,
+                metadata=metadata,
+                estimator=estimator,
+                feature_set=feature_set,
+                demographics=demographics,
+            )
+        except InvalidModelError:
+            raise
         except (UnknownFeatureSetError, artifacts.ArtifactError) as exc:
             raise InvalidModelError(str(exc)) from exc
-        except (KeyError, TypeError, json.JSONDecodeError) as exc:
-            raise InvalidModelError(f"incomplete metadata: {exc!r}") from exc
         except FileNotFoundError as exc:
             raise InvalidModelError(f"missing file: {exc.filename}") from exc
-        return Predictor(
-            version=version,
-            metadata=metadata,
-            estimator=estimator,
-            feature_set=feature_set,
-            demographics=demographics,
-        )
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise InvalidModelError(f"incomplete metadata: {exc!r}") from exc
 
 
 def check_predictions(columns: Mapping[str, np.ndarray]) -> Callable:

@@ -1,0 +1,55 @@
+"""Model versions for tests, built from the session's trained one."""
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import RobustScaler
+
+from housing_api.artifacts import dump_skops
+from housing_api.model_store import DEMOGRAPHICS, METADATA, ModelStore
+
+
+def payload(store: ModelStore, version: str | None = None) -> tuple[dict, dict]:
+    """Return (files, metadata) that publish a copy of a stored version."""
+    folder = store.path(version or store.current())
+    metadata = json.loads((folder / METADATA).read_text())
+    del metadata["version"], metadata["demographics_sha256"]
+    artifact = {k: v for k, v in metadata["artifact"].items() if k != "sha256"}
+    metadata["artifact"] = artifact
+    files = {artifact["file"]: (folder / artifact["file"]).read_bytes(),
+             DEMOGRAPHICS: (folder / DEMOGRAPHICS).read_bytes()}
+    return files, metadata
+
+
+def publish_copy(store: ModelStore, version: str | None = None) -> str:
+    """Publish a copy of the active version under a new name."""
+    files, metadata = payload(store)
+    if version:
+        metadata["version"] = version
+    return store.publish(files, metadata)
+
+
+def small_model(n_features: int, price: float = 500_000.0):
+    """A fitted reference-type pipeline that predicts about ``price``."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, size=(60, n_features))
+    y = price * rng.uniform(0.9, 1.1, size=60)
+    return make_pipeline(RobustScaler(), KNeighborsRegressor()).fit(X, y)
+
+
+def with_artifact(files: dict, metadata: dict, data: bytes) -> dict:
+    """Return ``files`` with the artifact's bytes replaced by ``data``."""
+    return {**files, metadata["artifact"]["file"]: data}
+
+
+def skops_bytes(estimator) -> bytes:
+    return dump_skops(estimator)
+
+
+def tamper(path: Path) -> None:
+    """Flip one byte in the middle of ``path``."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
