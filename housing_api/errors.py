@@ -1,7 +1,10 @@
 """One error shape for every response, produced here only."""
+import json
+
 import flask_smorest
 from flask import current_app, g
 from flask_smorest import abort
+from marshmallow import missing
 from webargs.flaskparser import FlaskParser
 
 
@@ -32,9 +35,27 @@ class Parser(FlaskParser):
 
     DEFAULT_VALIDATION_STATUS = 422
 
-    def handle_invalid_json_error(self, error, req, *args, **kwargs):
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except RecursionError:
+            # Deeply nested arrays exhaust the decoder's stack: bad input,
+            # not a server error.
+            raise json.JSONDecodeError("nested too deeply", "<body>", 0) from None
+        except ValueError as exc:
+            # e.g. an integer literal longer than Python's 4300-digit limit
+            raise json.JSONDecodeError(str(exc), "<body>", 0) from None
+
+    def load_body(self, req):
+        """Return the decoded JSON body ({} when empty), or answer 400."""
+        body = self.load_json(req, None)
+        return {} if body is missing else body
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         abort(400, message="The body is not valid JSON.",
-              errors={"json": [f"Invalid JSON body: {error}"]})
+              errors={"json": [f"Invalid JSON body: {getattr(error, 'msg', error)}"]})
 
     def handle_error(self, error, req, schema, *, error_status_code,
                      error_headers):

@@ -143,7 +143,7 @@ class PredictMinimal(MethodView):
 
 
 def _load_batch_json():
-    body = request.get_json()
+    body = blp.ARGUMENTS_PARSER.load_body(request)
     limit = current_app.config["MAX_BATCH_ROWS"]
     instances = body.get("instances") if isinstance(body, dict) else None
     if isinstance(instances, list) and len(instances) > limit:
