@@ -2,7 +2,7 @@
 # Sound Realty house-price service.
 #
 #   docker build -t housing-api:1.0.0 .
-#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp housing-api:1.0.0
+#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp -v housing-model:/app/model housing-api:1.0.0
 #
 # A first model is trained into /app/model at build time; build with
 # --build-arg TRAIN_MODEL=false when the store comes from a volume instead
@@ -37,10 +37,12 @@ COPY --from=builder /opt/venv /opt/venv
 # The package is installed, not editable: Flask would look for instance/
 # inside the venv, so name it. OMP_NUM_THREADS also covers `housing-api
 # train` and training jobs, which do not go through gunicorn.conf.py.
-# /tmp is meant to be a tmpfs (compose `tmpfs`, Kubernetes emptyDir): it
-# holds PROMETHEUS_MULTIPROC_DIR, which the entrypoint wipes and creates, and
-# HOME, since the root filesystem may be read-only and Gunicorn puts its
-# control socket under ~/.gunicorn.
+# /tmp is meant to be a tmpfs (compose `tmpfs`, Kubernetes emptyDir). HOME
+# points there since the root filesystem may be read-only and Gunicorn puts
+# its control socket under ~/.gunicorn. PROMETHEUS_MULTIPROC_DIR is left to
+# the entrypoint (/tmp/housing-api-metrics, wiped on every start and set for
+# Gunicorn only): CLI commands run with `docker exec` or `kubectl exec` must
+# not leave their samples among the workers'.
 ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     PYTHONUNBUFFERED=1 \
@@ -49,7 +51,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOUSING_INSTANCE_PATH=/app/instance \
     HOUSING_MODEL_DIR=/app/model \
     HOUSING_DATA_DIR=/app/data \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/metrics \
     GUNICORN_CMD_ARGS="--bind 0.0.0.0:8000"
 
 WORKDIR /app
