@@ -26,11 +26,16 @@ SECURITY = [{"bearerAuth": []}]
 
 
 def admin_tokens() -> list[str]:
-    """Return the configured admin tokens (a list, or comma-separated)."""
-    tokens = current_app.config.get("ADMIN_TOKENS") or []
-    if isinstance(tokens, str):
-        tokens = tokens.split(",")
-    return [t.strip() for t in tokens if t and t.strip()]
+    """Return the configured admin tokens.
+
+    ``ADMIN_TOKEN`` (one) and ``ADMIN_TOKENS`` (a list, or comma-separated,
+    so that a new token can be rolled out before the old one is removed).
+    """
+    tokens = []
+    for key in ("ADMIN_TOKEN", "ADMIN_TOKENS"):
+        value = current_app.config.get(key) or []
+        tokens += value.split(",") if isinstance(value, str) else list(value)
+    return [str(t).strip() for t in tokens if t and str(t).strip()]
 
 
 @blp.before_request
@@ -38,7 +43,8 @@ def require_token():
     tokens = admin_tokens()
     if not tokens:
         abort(403, message="The admin API is disabled: no admin token is "
-                           "configured (HOUSING_ADMIN_TOKENS).")
+                           "configured (HOUSING_ADMIN_TOKEN or "
+                           "HOUSING_ADMIN_TOKENS).")
     if any(k in request.args for k in ("token", "access_token", "api_key")):
         abort(401, message="Send the token in the Authorization header, never "
                            "in the URL.",
@@ -80,9 +86,14 @@ class Models(MethodView):
         """
         store = _state().store
         current, previous = store.current(), store.previous()
+        versions = []
+        for version in store.list_versions():
+            try:
+                versions.append(_describe(store, version, current, previous))
+            except VersionNotFoundError:
+                continue  # deleted while we listed
         return {"active": current, "previous": previous, "loaded": _state().version,
-                "versions": [_describe(store, v, current, previous)
-                             for v in store.list_versions()]}
+                "versions": versions}
 
     @blp.doc(security=SECURITY)
     @blp.arguments(UploadSchema, location="files")
@@ -178,11 +189,17 @@ class Rollback(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(202, ActivationSchema)
     @blp.alt_response(409, description="There is no earlier activation.")
+    @blp.alt_response(422, description="The earlier version failed its "
+                                       "integrity check; nothing changed.")
     def post(self):
-        """Re-activate the version that was active before the current one"""
+        """Re-activate the version that was active before the current one
+
+        Each rollback goes one activation further back; deleted versions
+        are skipped.
+        """
         try:
             version = _state().store.rollback()
-        except NothingToRollbackError as exc:
+        except (NothingToRollbackError, InvalidModelError) as exc:
             _store_errors(exc)
         return _activated(version)
 

@@ -14,6 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 _JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+FINAL_STATES = ("succeeded", "failed")
+#: Not passed to the training process: it serves no requests, and its
+#: metric files would be summed into the server's.
+_NOT_INHERITED = ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir")
 
 
 def _now() -> str:
@@ -39,7 +43,8 @@ def update(model_dir: Path, job_id: str, **fields) -> dict:
     path = _path(model_dir, job_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     job = (read(model_dir, job_id) or {}) | fields
-    tmp = path.with_suffix(".tmp")
+    # A private temporary name: the job and its reaper may write at once.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(json.dumps(job))
     os.replace(tmp, path)
     return job
@@ -52,17 +57,29 @@ def start_training(model_dir: Path, data_dir: Path, algorithm: str,
     job = update(model_dir, job_id, id=job_id, state="queued", algorithm=algorithm,
                  activate=activate, version=None, promoted=None, reason=None,
                  created_at=_now(), finished_at=None)
+    # `train` activates by default; a job activates only through the gate.
     command = [sys.executable, "-m", "housing_api", "train",
-               "--algorithm", algorithm, "--job", job_id]
-    if activate:
-        command.append("--promote-if-better")
-    env = dict(os.environ, HOUSING_MODEL_DIR=str(model_dir),
-               HOUSING_DATA_DIR=str(data_dir), OMP_NUM_THREADS="1")
+               "--algorithm", algorithm, "--job", job_id,
+               "--promote-if-better" if activate else "--no-activate"]
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+    env.update(HOUSING_MODEL_DIR=str(model_dir), HOUSING_DATA_DIR=str(data_dir),
+               OMP_NUM_THREADS="1")
     log = open(_path(model_dir, job_id).with_suffix(".log"), "wb")
     with log:
         process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                    stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    # Reap the child when it ends, so no zombie outlives the job.
-    threading.Thread(target=process.wait, daemon=True).start()
+    threading.Thread(target=_reap, args=(process, model_dir, job_id),
+                     name=f"job-{job_id}", daemon=True).start()
     return job
+
+
+def _reap(process: subprocess.Popen, model_dir: Path, job_id: str) -> None:
+    # Wait for the child, so that no zombie outlives the job, and fail the
+    # job if the process died before recording an outcome (killed, OOM).
+    code = process.wait()
+    job = read(model_dir, job_id) or {}
+    if job.get("state") not in FINAL_STATES:
+        update(model_dir, job_id, state="failed", finished_at=_now(),
+               reason=f"the training process exited with status {code}; "
+                      f"see jobs/{job_id}.log in the model store")
