@@ -9,7 +9,9 @@ export HOUSING_MODEL_DIR
 
 if [ -z "$(ls -A "$HOUSING_MODEL_DIR/versions" 2>/dev/null)" ]; then
     echo "entrypoint: no model version in $HOUSING_MODEL_DIR, training one" >&2
-    housing-api train
+    # The CLI is not a Gunicorn worker: keep its metrics out of the
+    # workers' folder (which may not exist yet).
+    env -u PROMETHEUS_MULTIPROC_DIR housing-api train
 fi
 
 # Metric files of a previous run would be summed into this one's: wipe them

@@ -12,12 +12,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-export HOUSING_MODEL_DIR="$tmp/model" PROMETHEUS_MULTIPROC_DIR="$tmp/metrics"
+export HOUSING_MODEL_DIR="$tmp/model"
+unset PROMETHEUS_MULTIPROC_DIR
 port=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 housing-api train
 WEB_CONCURRENCY=2 GUNICORN_CMD_ARGS="--bind 127.0.0.1:$port" \
-    deploy/entrypoint.sh >"$tmp/gunicorn.log" 2>&1 &
+    PROMETHEUS_MULTIPROC_DIR="$tmp/metrics" deploy/entrypoint.sh >"$tmp/gunicorn.log" 2>&1 &
 pid=$!
 
 if ! housing-api smoke --url "http://127.0.0.1:$port" --wait 60; then
