@@ -35,6 +35,10 @@ class Parser(FlaskParser):
 
     DEFAULT_VALIDATION_STATUS = 422
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._instances = {}
+
     def _raw_load_json(self, req):
         try:
             return super()._raw_load_json(req)
@@ -47,6 +51,20 @@ class Parser(FlaskParser):
         except ValueError as exc:
             # e.g. an integer literal longer than Python's 4300-digit limit
             raise json.JSONDecodeError(str(exc), "<body>", 0) from None
+
+    def parse(self, argmap, req=None, *, location=None, **kwargs):
+        # Schemas with a fast path (HomeSchema) skip marshmallow for valid
+        # bodies; anything else takes the full route and its error messages.
+        if isinstance(argmap, type) and hasattr(argmap, "fast_load"):
+            argmap = self._instances.setdefault(argmap, argmap())
+        fast_load = getattr(argmap, "fast_load", None)
+        if fast_load is not None and (location or self.location) == "json":
+            data = self.load_json(req or self.get_default_request(), argmap)
+            if data is not missing:
+                result = fast_load(data, partial=argmap.partial is True)
+                if result is not None:
+                    return result
+        return super().parse(argmap, req, location=location, **kwargs)
 
     def load_body(self, req):
         """Return the decoded JSON body ({} when empty), or answer 400."""

@@ -7,6 +7,7 @@ from marshmallow import (
 )
 
 MIN_YEAR = 1800
+_INF = float("inf")
 
 
 def _max_year() -> int:
@@ -55,15 +56,21 @@ def _field(cls, lo, hi, description, example, **kwargs):
     )
 
 
-def _year(description, example):
-    def check(value):
-        if value > _max_year():
+class Year(WholeNumber):
+    """A year, from 0 up to next year (checked when validating)."""
+
+    def _validated(self, value):
+        value = super()._validated(value)
+        if value is not None and value < 0:
+            raise ValidationError("Must be greater than or equal to 0.")
+        if value is not None and value > _max_year():
             raise ValidationError(f"Must be at most {_max_year()}.")
-    return WholeNumber(
-        required=True,
-        validate=[validate.Range(min=0), check],
-        metadata={"description": description, "example": example},
-    )
+        return value
+
+
+def _year(description, example):
+    return Year(required=True,
+                metadata={"description": description, "example": example})
 
 
 class HomeSchema(Schema):
@@ -122,6 +129,76 @@ class HomeSchema(Schema):
             raise ValidationError(
                 "Must be 0 (never renovated) or not before yr_built.", "yr_renovated"
             )
+
+    def fast_load(self, data, partial=False):
+        """Return what ``load(data)`` returns when ``data`` is valid, else None.
+
+        The hot path: a handful of type and range checks per field instead of
+        marshmallow's machinery (about 20x faster). Anything it does not
+        accept goes through ``load`` for the detailed errors; a property test
+        holds the two to the same results.
+        """
+        if type(data) is not dict:
+            return None
+        rules = self._fast_rules()
+        if not partial and len(data) != len(rules):
+            return None
+        out = {}
+        for name, value in data.items():
+            rule = rules.get(name)
+            if rule is None:
+                return None
+            kind, lo, hi = rule
+            vtype = type(value)
+            if kind == "zipcode":
+                if vtype is int and 0 <= value <= 99999:
+                    value = f"{value:05d}"
+                elif not (vtype is str and len(value) == 5 and value.isascii()
+                          and value.isdigit()):
+                    return None
+            elif vtype is int or vtype is float:
+                if kind == "int":
+                    if vtype is float:
+                        if not value.is_integer():
+                            return None
+                        value = int(value)
+                elif vtype is int:
+                    value = float(value)
+                elif value != value or value in (_INF, -_INF):
+                    return None
+                if not lo <= value <= hi:
+                    return None
+            else:
+                return None
+            out[name] = value
+        built = out.get("yr_built")
+        if built is not None and built < MIN_YEAR:
+            return None
+        renovated = out.get("yr_renovated")
+        if built is not None and renovated and renovated < built:
+            return None
+        if "sqft_living" in out and "sqft_above" in out and "sqft_basement" in out:
+            if out["sqft_above"] + out["sqft_basement"] != out["sqft_living"]:
+                return None
+        return out
+
+    def _fast_rules(self) -> dict:
+        """(kind, min, max) per field, from the fields' own validators."""
+        year = _max_year()
+        if getattr(self, "_rules_year", None) != year:
+            rules = {}
+            for name, field in self.fields.items():
+                if isinstance(field, Zipcode):
+                    rules[name] = ("zipcode", None, None)
+                elif isinstance(field, Year):
+                    rules[name] = ("int", 0, year)
+                else:
+                    [bounds] = [v for v in field.validators
+                                if isinstance(v, validate.Range)]
+                    kind = "int" if isinstance(field, WholeNumber) else "float"
+                    rules[name] = (kind, bounds.min, bounds.max)
+            self._rules, self._rules_year = rules, year
+        return self._rules
 
 
 class MinimalHomeSchema(HomeSchema):

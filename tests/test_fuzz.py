@@ -7,11 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from marshmallow import ValidationError
+
 from conftest import DATA_DIR
 from housing_api import create_app
 from housing_api.features import (
     CLIENT_COLUMNS, FEATURE_SETS, Demographics, records_to_columns,
 )
+from housing_api.schemas import HomeSchema
 
 DEMOGRAPHICS = Demographics.from_csv(DATA_DIR / "zipcode_demographics.csv")
 FUZZ = settings(max_examples=60, deadline=None,
@@ -175,3 +178,28 @@ def test_a_body_just_over_the_size_limit_is_a_413(fuzz_app, homes):
                                            content_type="application/json")
     assert response.status_code == 413
     assert response.get_json()["code"] == 413
+
+
+@FUZZ
+@given(homes_strategy())
+def test_fast_validation_accepts_every_valid_home_as_marshmallow_does(home):
+    schema = HomeSchema()
+    assert schema.fast_load(home) == schema.load(home)
+    minimal = {k: home[k] for k in FEATURE_SETS["reference"].inputs}
+    assert schema.fast_load(minimal, partial=True) == schema.load(minimal,
+                                                                  partial=True)
+
+
+@FUZZ
+@given(homes_strategy(), st.sampled_from(CLIENT_COLUMNS + ("extra",)),
+       json_values | st.integers(-10**6, 10**6) | st.floats(-1e7, 1e7))
+def test_fast_validation_never_accepts_what_marshmallow_rejects(home, field, value):
+    schema = HomeSchema()
+    home = dict(home, **{field: value})
+    fast = schema.fast_load(home)
+    try:
+        slow = schema.load(home)
+    except ValidationError:
+        assert fast is None
+    else:
+        assert fast in (None, slow)
