@@ -107,13 +107,15 @@ class ModelStore:
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "CURRENT"
         self.history_file = self.root / "history.json"
-        self._lock = FileLock(self.root / ".lock", timeout=lock_timeout)
+        self.lock_timeout = lock_timeout
 
     @property
     def lock(self) -> FileLock:
         """The store's file lock; hold it around file operations only."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return self._lock
+        # A new handle each time: the store is created in the Gunicorn
+        # master, and a lock object inherited across fork is refused.
+        return FileLock(self.root / ".lock", timeout=self.lock_timeout)
 
     def path(self, version: str) -> Path:
         """Return the folder of ``version``, which must exist."""

@@ -1,3 +1,4 @@
+import multiprocessing
 import os
 import pickle
 import shutil
@@ -88,6 +89,18 @@ def test_activate_refuses_unknown_versions(store, versions, version):
     with pytest.raises(VersionNotFoundError):
         store.activate(version)
     assert store.current() == versions[0]
+
+
+def test_a_forked_worker_can_use_the_masters_store(store, versions):
+    a, b = versions
+    store.activate(b)
+    store.activate(a)
+    child = multiprocessing.get_context("fork").Process(
+        target=store.activate, args=(b,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert store.current() == b
 
 
 def test_rollback_restores_the_previous_version(store, versions):
