@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import logs, metrics
 from .errors import Api
 from .model_store import ModelStore, ModelStoreError
+from .schemas import openapi_property
 from .serving import ModelState
 
 api = Api()
@@ -48,6 +49,7 @@ def create_app(test_config=None):
     logs.configure(app)
 
     api.init_app(app)
+    api.ma_plugin.converter.add_attribute_function(openapi_property)
     from . import admin, health, limits, predict
 
     api.register_blueprint(predict.blp)

@@ -2,10 +2,19 @@
 import json
 
 import flask_smorest
+import flask_smorest.error_handler
+import marshmallow as ma
 from flask import current_app, g
 from flask_smorest import abort
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser
+
+
+class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
+    """Every error body: code, status, message, errors (fields), request id."""
+
+    request_id = ma.fields.String(
+        metadata={"description": "Quote it when reporting a problem."})
 
 
 class Api(flask_smorest.Api):
@@ -16,17 +25,21 @@ class Api(flask_smorest.Api):
     never carries a traceback.
     """
 
+    ERROR_SCHEMA = ErrorSchema
+
     def handle_http_exception(self, error):
-        payload, code, headers = super().handle_http_exception(error)
+        payload, code, extra = super().handle_http_exception(error)
+        # The exception's own headers (Allow on 405, WWW-Authenticate, ...)
+        # but not its HTML content type.
+        headers = {k: v for k, v in error.get_headers()
+                   if k.lower() != "content-type"}
+        headers.update(extra or {})
         payload.setdefault("message", error.description)
         payload["request_id"] = g.get("request_id")
         g.error_message = payload["message"]
         if code == 422:
             current_app.extensions["housing_metrics"].observe_rejection(
                 payload.get("errors"))
-        headers = dict(headers or {})
-        if code == 429 and error.response is not None:
-            headers.update(error.response.headers)
         return payload, code, headers
 
 

@@ -222,9 +222,12 @@ class Batch(MethodView):
         "required": True,
         "content": {
             JSON: {"schema": BatchSchema},
-            "text/csv": {"schema": {"type": "string"},
-                         "example": "bedrooms,bathrooms,...,sqft_lot15\n"
-                                    "4,1.0,...,5765\n"},
+            "text/csv": {"schema": {"type": "string"}, "example": (
+                "bedrooms,bathrooms,sqft_living,sqft_lot,floors,waterfront,view,"
+                "condition,grade,sqft_above,sqft_basement,yr_built,yr_renovated,"
+                "zipcode,lat,long,sqft_living15,sqft_lot15\n"
+                "4,1.0,1680,5043,1.5,0,0,4,6,1680,0,1911,0,98118,47.5354,"
+                "-122.273,1560,5765\n")},
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
                 "properties": {"file": {"type": "string", "format": "binary"}},

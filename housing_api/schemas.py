@@ -37,6 +37,9 @@ class WholeNumber(fields.Integer):
 class Zipcode(fields.String):
     """A 5-digit US zipcode, as a string or an integer; always a string."""
 
+    OPENAPI = {"oneOf": [{"type": "string", "pattern": "^[0-9]{5}$"},
+                         {"type": "integer", "minimum": 0, "maximum": 99999}]}
+
     default_error_messages = {"invalid": "Not a 5-digit zipcode."}
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -46,6 +49,15 @@ class Zipcode(fields.String):
         if len(value) != 5 or not value.isascii() or not value.isdigit():
             raise self.make_error("invalid")
         return value
+
+
+def openapi_property(converter, field, ret, **kwargs):
+    """apispec attribute function: fields that document themselves."""
+    own = getattr(field, "OPENAPI", None)
+    if own is not None:
+        ret.pop("type", None)
+        ret.update(own)
+    return ret
 
 
 def _field(cls, lo, hi, description, example, **kwargs):
@@ -68,9 +80,11 @@ class Year(WholeNumber):
         return value
 
 
-def _year(description, example):
+def _year(description, example, minimum):
+    # Bounds for the OpenAPI document; validation checks them on each call.
     return Year(required=True,
-                metadata={"description": description, "example": example})
+                metadata={"description": description, "example": example,
+                          "minimum": minimum, "maximum": _max_year()})
 
 
 class HomeSchema(Schema):
@@ -96,11 +110,13 @@ class HomeSchema(Schema):
                         "Living area above ground, sq ft.", 1680)
     sqft_basement = _field(WholeNumber, 0, 1_000_000,
                            "Living area below ground, sq ft.", 0)
-    yr_built = _year(f"Year built ({MIN_YEAR} to next year).", 1911)
-    yr_renovated = _year("Year of the last renovation, 0 if never.", 0)
+    yr_built = _year(f"Year built ({MIN_YEAR} to next year).", 1911, MIN_YEAR)
+    yr_renovated = _year("Year of the last renovation: 0 if never, else not "
+                         "before yr_built.", 0, 0)
     zipcode = Zipcode(
         required=True,
-        metadata={"description": "5-digit zipcode, one of GET /v1/zipcodes.",
+        metadata={"description": "5-digit zipcode, one of GET /v1/zipcodes "
+                                 "(an integer such as 98118 is accepted too).",
                   "example": "98118"},
     )
     lat = _field(Number, -90, 90, "Latitude, degrees.", 47.5354)
