@@ -39,22 +39,38 @@ def _state(server):
 def when_ready(server):
     # Poll the store's pointer so that a CLI activation, or one made by
     # another replica sharing the store, rolls this master's workers too.
-    state = _state(server)
+    # The thread only reads one small file and sends a signal: nothing it
+    # does can hold a lock that a forked worker would inherit.
     interval = float(server.app.wsgi().config["MODEL_WATCH_INTERVAL"])
+    if interval > 0:
+        threading.Thread(target=_watch_pointer, args=(server, interval),
+                         name="model-watcher", daemon=True).start()
 
-    def watch():
-        attempted = state.store.current()
-        while True:
-            time.sleep(interval)
-            try:
-                pointer = state.store.current()
-            except OSError:
-                continue
-            if pointer not in (state.version, attempted):
-                attempted = pointer
-                os.kill(server.pid, signal.SIGHUP)
 
-    threading.Thread(target=watch, name="model-watcher", daemon=True).start()
+def _watch_pointer(server, interval):
+    state = _state(server)
+    seen = signalled = None
+    while True:
+        time.sleep(interval)
+        try:
+            pointer = state.store.current()
+            complete = pointer is not None and state.store.exists(pointer)
+        except OSError:
+            continue
+        if pointer is None or pointer == state.version:
+            seen = signalled = None
+        elif pointer == signalled:
+            # Signalled once and still not loaded: the version is broken
+            # (on_reload logged why). Wait for the pointer to move again.
+            continue
+        elif pointer != seen or not complete:
+            # Wait one more poll: the admin API's own HUP usually lands
+            # first, and another replica's copy of the folder may be
+            # incomplete yet. Each HUP replaces every worker.
+            seen = pointer
+        else:
+            signalled = pointer
+            os.kill(server.pid, signal.SIGHUP)
 
 
 def on_reload(server):
@@ -69,8 +85,7 @@ def on_reload(server):
         log.info("model reload: %s", f"{old} -> {state.version}" if changed
                  else f"already on {old}")
     except Exception:
-        log.exception("model reload failed; still serving %s",
-                      getattr(_state(server), "version", None))
+        log.exception("model reload failed; the loaded model keeps serving")
     # Release the previous model now; the master runs with GC disabled.
     gc.unfreeze()
     gc.collect()
@@ -83,7 +98,7 @@ def pre_fork(server, worker):
 def post_fork(server, worker):
     gc.enable()
     # The admin API signals this master to roll every worker (never pkill).
-    os.environ["HOUSING_MASTER_PID"] = str(server.pid)
+    _state(server).master_pid = server.pid
     from threadpoolctl import threadpool_info, threadpool_limits
 
     threadpool_limits(1)

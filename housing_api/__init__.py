@@ -62,7 +62,7 @@ def create_app(test_config=None):
     limits.init_app(app)
     service_metrics = metrics.init_app(app)
 
-    state = ModelState(ModelStore(app.config["MODEL_DIR"]))
+    state = ModelState(ModelStore(app.config["MODEL_DIR"]), service_metrics)
     app.extensions["housing"] = state
     try:
         state.reload()

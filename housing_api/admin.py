@@ -34,8 +34,9 @@ def admin_tokens() -> list[str]:
     tokens = []
     for key in ("ADMIN_TOKEN", "ADMIN_TOKENS"):
         value = current_app.config.get(key) or []
-        tokens += value.split(",") if isinstance(value, str) else list(value)
-    return [str(t).strip() for t in tokens if t and str(t).strip()]
+        # From the environment a digits-only token arrives as an int.
+        tokens += value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return [str(t).strip() for t in tokens if str(t).strip()]
 
 
 @blp.before_request

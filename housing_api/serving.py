@@ -7,16 +7,19 @@ from .model_store import ModelStore
 
 log = logging.getLogger(__name__)
 
-#: Set in each Gunicorn worker to its master's pid (see gunicorn.conf.py).
-MASTER_PID_ENV = "HOUSING_MASTER_PID"
-
 
 class ModelState:
     """The store and the predictor loaded from its CURRENT pointer."""
 
-    def __init__(self, store: ModelStore):
+    def __init__(self, store: ModelStore, metrics=None):
         self.store = store
         self.predictor = None
+        #: ``ServiceMetrics`` (or None): the loaded-version gauge and the
+        #: reload counter follow every swap, in whichever process makes it.
+        self.metrics = metrics
+        #: Set in each Gunicorn worker to its master's pid (gunicorn.conf.py,
+        #: post_fork); None under the Flask dev server or the test client.
+        self.master_pid: int | None = None
 
     @property
     def version(self) -> str | None:
@@ -31,19 +34,29 @@ class ModelState:
         version = self.store.current()
         if version is None or version == self.version:
             return False
-        predictor = self.store.load(version)
+        try:
+            predictor = self.store.load(version)
+        except Exception:
+            self._count("failed")
+            raise
         old, self.predictor = self.version, predictor
         log.info("model loaded",
                  extra={"model_version": version, "previous_version": old})
+        self._count("loaded")
+        if self.metrics is not None:
+            self.metrics.set_model(predictor)
         return True
+
+    def _count(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.reloads.labels(result).inc()
 
     def request_reload(self) -> str:
         """Make every process pick up CURRENT; return how ("rolling" or not)."""
-        master = os.environ.get(MASTER_PID_ENV)
-        if master:
+        if self.master_pid:
             # Gunicorn: the master loads the version in on_reload and forks
             # fresh workers; old workers finish their in-flight requests.
-            os.kill(int(master), signal.SIGHUP)
+            os.kill(self.master_pid, signal.SIGHUP)
             return "rolling"
         self.reload()
         return "in-process"

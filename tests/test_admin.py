@@ -109,6 +109,18 @@ def test_any_configured_token_works(model_dir):
         assert response.status_code == 200
 
 
+def test_tokens_from_the_environment(model_dir, monkeypatch):
+    monkeypatch.setenv("HOUSING_ADMIN_TOKEN", "73915820461")
+    monkeypatch.setenv("HOUSING_ADMIN_TOKENS", "first,second")
+    client = make_client(model_dir)
+    for token in ("73915820461", "first", "second"):
+        response = client.get("/admin/models",
+                              headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, token
+    assert client.get("/admin/models", headers={
+        "Authorization": "Bearer first,second"}).status_code == 401
+
+
 def test_the_admin_api_is_documented_with_its_security_scheme(client):
     spec = client.get("/openapi.json").get_json()
     assert spec["components"]["securitySchemes"]["bearerAuth"] == {

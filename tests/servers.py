@@ -1,0 +1,134 @@
+"""Real Gunicorn servers for end-to-end tests.
+
+``gunicorn_server`` starts the service exactly as production does
+(``deploy/entrypoint.sh``, hence ``gunicorn.conf.py``) on a free loopback
+port, waits until it is ready, and stops it (and only it) afterwards.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+
+
+class Server(NamedTuple):
+    """A running Gunicorn: base URL, master pid, and its log file."""
+
+    url: str
+    pid: int
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_pids(master_pid: int) -> set[int]:
+    """Return the pids of ``master_pid``'s live child processes."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == master_pid and fields[0] != "Z":
+            children.add(int(entry.name))
+    return children
+
+
+def rss_kib(pid: int) -> int:
+    """Return the resident set size of ``pid`` in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise LookupError(f"no VmRSS for pid {pid}")
+
+
+def wait_ready(url: str, process: subprocess.Popen, log: Path,
+               timeout: float = 60) -> None:
+    """Wait until ``url``/health/ready answers 200, or fail with the log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}:\n"
+                               + log.read_text(errors="replace"))
+        try:
+            if requests.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready in {timeout:g} s:\n"
+                       + log.read_text(errors="replace"))
+
+
+@contextmanager
+def gunicorn_server(model_dir: Path, env: dict | None = None, workers: int = 2,
+                    timeout: float = 60):
+    """Run the service under real Gunicorn; yield a :class:`Server`.
+
+    ``env`` adds to (or overrides) the environment: e.g. admin tokens,
+    ``HOUSING_MODEL_WATCH_INTERVAL``. Each server gets its own Prometheus
+    folder, instance folder and Gunicorn control socket.
+    """
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="gunicorn-") as tmp:
+        tmp = Path(tmp)
+        log = tmp / "gunicorn.log"
+        full_env = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "HOUSING_MODEL_DIR": str(model_dir),
+            "HOUSING_DATA_DIR": str(DATA_DIR),
+            "HOUSING_INSTANCE_PATH": str(tmp / "instance"),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+            "WEB_CONCURRENCY": str(workers),
+            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} "
+                                 f"--control-socket {tmp / 'gunicorn.ctl'}",
+            **(env or {}),
+        }
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [str(ROOT / "deploy" / "entrypoint.sh")], cwd=ROOT, env=full_env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        server = Server(f"http://127.0.0.1:{port}", process.pid, log)
+        try:
+            wait_ready(server.url, process, log, timeout)
+            yield server
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop Gunicorn gracefully (TERM), then for good (KILL its group)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        # Our own session: the master and the workers it forked.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

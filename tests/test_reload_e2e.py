@@ -1,0 +1,184 @@
+"""Zero-downtime model swaps under real Gunicorn (2 workers, loopback)."""
+import shutil
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import TOKEN
+from housing_api.model_store import ModelStore
+from model_files import publish_copy, tamper
+from servers import gunicorn_server, rss_kib, worker_pids
+
+WORKERS = 2
+WATCH_INTERVAL = 0.5
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def store(trained_store, tmp_path):
+    """A private store: the trained version A (active) and a copy B."""
+    store = ModelStore(shutil.copytree(trained_store, tmp_path / "model"))
+    publish_copy(store)
+    return store
+
+
+@pytest.fixture
+def server(store):
+    env = {"HOUSING_ADMIN_TOKENS": TOKEN,
+           "HOUSING_MODEL_WATCH_INTERVAL": str(WATCH_INTERVAL),
+           "HOUSING_RATELIMIT_ENABLED": "false"}
+    with gunicorn_server(store.root, env=env, workers=WORKERS) as server:
+        yield server
+
+
+def versions(store):
+    a = store.current()
+    return a, next(v for v in store.list_versions() if v != a)
+
+
+def served(url) -> str:
+    """The version named by /health/ready, on a new connection."""
+    return requests.get(f"{url}/health/ready", timeout=10).json()["model"]["version"]
+
+
+def wait_converged(server, version, old_workers, timeout=30.0) -> float:
+    """Wait until every worker serves ``version``; return the seconds it took.
+
+    Every worker was forked after the swap (none of ``old_workers`` is
+    left), and answers on several new connections all name ``version``.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        workers = worker_pids(server.pid)
+        if len(workers) == WORKERS and not workers & old_workers:
+            answers = {served(server.url) for _ in range(3 * WORKERS)}
+            model = requests.get(f"{server.url}/v1/model", timeout=10).json()
+            if answers == {version} and model["version"] == version:
+                return time.monotonic() - start
+        time.sleep(0.05)
+    pytest.fail(f"{version} not served by every worker within {timeout:g} s:\n"
+                + server.log_text()[-3000:])
+
+
+class Load:
+    """Clients sending requests on new connections until stopped.
+
+    Bounded: each thread stops after ``cap`` requests even if never told.
+    """
+
+    def __init__(self, url, home, threads=3, cap=5000):
+        self.url, self.home, self.cap = url, home, cap
+        self.results, self.failures = [], []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True)
+                         for _ in range(threads)]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self):
+        for i in range(self.cap):
+            if self._stop.is_set():
+                return
+            try:
+                if i % 2:
+                    response = requests.get(f"{self.url}/v1/model", timeout=30)
+                    version = response.json().get("version")
+                else:
+                    response = requests.post(f"{self.url}/v1/predict",
+                                             json=self.home, timeout=30)
+                    version = response.json().get("model", {}).get("version")
+                if response.status_code != 200:
+                    self.failures.append((response.status_code, response.text))
+                self.results.append(version)
+            except Exception as exc:  # a failed request is the finding
+                self.failures.append((type(exc).__name__, str(exc)))
+
+
+def activate(server, version):
+    response = requests.post(f"{server.url}/admin/models/{version}/activate",
+                             headers=ADMIN, timeout=30)
+    assert response.status_code == 202, response.text
+    assert response.json()["reload"] == "rolling"
+
+
+def test_swaps_under_load_drop_no_request(server, store, home):
+    a, b = versions(store)
+    artifact_kib = (store.path(a) / "model.skops").stat().st_size // 1024
+    seconds, rss = [], {}
+    with Load(server.url, home) as load:
+        for swap, version in enumerate([b, a] * 5, start=1):
+            old = worker_pids(server.pid)
+            activate(server, version)
+            seconds.append(wait_converged(server, version, old))
+            rss[swap] = rss_kib(server.pid)
+        old = worker_pids(server.pid)
+        response = requests.post(f"{server.url}/admin/models/rollback",
+                                 headers=ADMIN, timeout=30)
+        assert response.status_code == 202
+        assert response.json()["version"] == b
+        seconds.append(wait_converged(server, b, old))
+    print(f"\n{len(load.results)} requests, {len(load.failures)} failed; "
+          f"convergence per swap (s): {[round(s, 2) for s in seconds]}; "
+          f"master RSS (KiB) after swap 2: {rss[2]}, after swap 10: {rss[10]}")
+
+    assert load.failures == []
+    assert len(load.results) >= 100
+    assert set(load.results) == {a, b}
+    # The master releases the model it swaps out: 8 more swaps must not
+    # add even half a model's worth of memory.
+    assert rss[10] - rss[2] < artifact_kib // 2
+    assert store.current() == b
+
+
+def test_the_master_follows_the_pointer_and_survives_broken_versions(server,
+                                                                     store):
+    # One server for three steps: each Gunicorn start costs seconds.
+    a, b = versions(store)
+    c = publish_copy(store)
+
+    # An activation outside the API (the CLI, another replica) converges
+    # through the master's watcher, with one reload.
+    old = worker_pids(server.pid)
+    store.activate(b)
+    wait_converged(server, b, old, timeout=10 * WATCH_INTERVAL + 10)
+    time.sleep(4 * WATCH_INTERVAL)
+    assert server.log_text().count("Hang up") == 1
+
+    # A tampered version is refused by the API; nothing reloads.
+    workers = worker_pids(server.pid)
+    tamper(store.path(c) / "model.skops")
+    response = requests.post(f"{server.url}/admin/models/{c}/activate",
+                             headers=ADMIN, timeout=30)
+    assert response.status_code == 422
+    assert "sha256" in response.json()["message"]
+    assert store.current() == b
+    time.sleep(4 * WATCH_INTERVAL)
+    assert worker_pids(server.pid) == workers
+    assert {served(server.url) for _ in range(3 * WORKERS)} == {b}
+
+    # A pointer moved to it behind the API's back (a hand edit, a replica's
+    # copy) is tried once: on_reload keeps the old model, the watcher does
+    # not signal again, the server stays up.
+    (store.root / "CURRENT").write_text(f"{c}\n")
+    deadline = time.monotonic() + 10 * WATCH_INTERVAL + 10
+    while "model reload failed" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_text()[-3000:]
+        time.sleep(0.1)
+    time.sleep(6 * WATCH_INTERVAL)
+    assert server.log_text().count("Hang up") == 2
+    assert {served(server.url) for _ in range(3 * WORKERS)} == {b}
+
+    # Once the pointer names a good version again, the watcher follows it.
+    old = worker_pids(server.pid)
+    store.activate(a)
+    wait_converged(server, a, old, timeout=10 * WATCH_INTERVAL + 10)
