@@ -17,6 +17,7 @@ from sklearn.preprocessing import RobustScaler
 from . import artifacts
 from .features import NUMERIC_COLUMNS, Demographics, get_feature_set
 from .model_store import DEMOGRAPHICS, ModelStore, check_predictions
+from .predictor import Predictor
 
 SALES_CSV = "kc_house_data.csv"
 DEMOGRAPHICS_CSV = "zipcode_demographics.csv"
@@ -122,50 +123,79 @@ def reference_pipeline():
     return make_pipeline(RobustScaler(), KNeighborsRegressor())
 
 
-def train_reference(data_dir: Path) -> tuple[dict, dict]:
-    """Fit the reference model; return (files, metadata) for the store."""
-    data_dir = Path(data_dir)
-    sales = Sales.read(data_dir)
-    demographics = Demographics.from_csv(data_dir / DEMOGRAPHICS_CSV)
+@dataclass
+class Fitted:
+    """A model fitted on some rows: its files and metadata, and a predictor."""
+
+    files: dict
+    metadata: dict
+    predictor: Predictor
+
+
+def fitted(files, metadata, estimator, feature_set, demographics, sales, rows):
+    """Complete the metadata every version has and wrap it in a Fitted."""
+    metadata = {
+        **metadata,
+        "feature_set": feature_set.name,
+        "features": feature_set.names(demographics),
+        "inputs": list(feature_set.inputs),
+        "input_ranges": input_ranges(take(sales.columns, rows)),
+    }
+    predictor = Predictor(version="unsaved", metadata=metadata, estimator=estimator,
+                          feature_set=feature_set, demographics=demographics)
+    return Fitted(files, metadata, predictor)
+
+
+def fit_reference(sales: Sales, demographics: Demographics,
+                  rows: np.ndarray) -> Fitted:
+    """Fit the reference pipeline on ``rows`` of ``sales``."""
     feature_set = get_feature_set("reference")
-    X = feature_set.transform(sales.columns, demographics)
-    y = sales.price
-    train, holdout = sales.split()
-    model = reference_pipeline().fit(X[train], y[train])
-    oof = cross_val_predict(clone(model), X[train], y[train],
+    X = feature_set.transform(take(sales.columns, rows), demographics)
+    y = sales.price[rows]
+    model = reference_pipeline().fit(X, y)
+    oof = cross_val_predict(clone(model), X, y,
                             cv=KFold(5, shuffle=True, random_state=SPLIT_SEED))
     metadata = {
         "name": "reference-knn",
         "algorithm": "make_pipeline(RobustScaler(), KNeighborsRegressor())",
-        "feature_set": feature_set.name,
-        "features": feature_set.names(demographics),
-        "inputs": list(feature_set.inputs),
-        "metrics": {
-            "holdout": regression_metrics(y[holdout], model.predict(X[holdout])),
-            "train": regression_metrics(y[train], model.predict(X[train])),
-            "protocol": "train_test_split(random_state=42), 25% holdout",
-        },
-        "interval": calibrate_interval(oof, y[train]),
-        "input_ranges": input_ranges(take(sales.columns, train)),
+        "interval": calibrate_interval(oof, y),
         "artifact": {"file": "model.skops", "format": "skops"},
+    }
+    return fitted({"model.skops": artifacts.dump_skops(model)}, metadata, model,
+                  feature_set, demographics, sales, rows)
+
+
+ALGORITHMS = {"reference": fit_reference}
+
+
+def build_version(data_dir: Path, algorithm: str = "reference") -> tuple[dict, dict]:
+    """Fit ``algorithm`` on Sound Realty's split; return (files, metadata)."""
+    data_dir = Path(data_dir)
+    sales = Sales.read(data_dir)
+    demographics = Demographics.from_csv(data_dir / DEMOGRAPHICS_CSV)
+    train, holdout = sales.split()
+    fit = ALGORITHMS[algorithm](sales, demographics, train)
+
+    def metrics(rows):
+        price = fit.predictor.predict(take(sales.columns, rows)).price
+        return regression_metrics(sales.price[rows], price)
+
+    metadata = {
+        **fit.metadata,
+        "metrics": {"holdout": metrics(holdout), "train": metrics(train),
+                    "protocol": "train_test_split(random_state=42), 25% holdout"},
         "library_versions": library_versions(),
         "training_data_sha256": sales.sha256,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    files = {
-        "model.skops": artifacts.dump_skops(model),
-        DEMOGRAPHICS: (data_dir / DEMOGRAPHICS_CSV).read_bytes(),
-    }
+    files = {**fit.files, DEMOGRAPHICS: (data_dir / DEMOGRAPHICS_CSV).read_bytes()}
     return files, metadata
-
-
-ALGORITHMS = {"reference": train_reference}
 
 
 def train_version(data_dir: Path, store: ModelStore,
                   algorithm: str = "reference") -> tuple[str, dict]:
     """Train ``algorithm`` and store it as a new, inactive version."""
-    files, metadata = ALGORITHMS[algorithm](Path(data_dir))
+    files, metadata = build_version(data_dir, algorithm)
     version = store.publish(files, metadata,
                             check=check_predictions(read_examples(data_dir)))
     return version, store.metadata(version)
