@@ -142,8 +142,8 @@ def test_swaps_under_load_drop_no_request(server, store, home):
 
 def test_the_master_follows_the_pointer_and_survives_broken_versions(server,
                                                                      store):
-    # One server for three steps: each Gunicorn start costs seconds.
-    a, b = versions(store)
+    # One server for every step: each Gunicorn start costs seconds.
+    _, b = versions(store)
     c = publish_copy(store)
 
     # An activation outside the API (the CLI, another replica) converges
@@ -156,7 +156,9 @@ def test_the_master_follows_the_pointer_and_survives_broken_versions(server,
 
     # A tampered version is refused by the API; nothing reloads.
     workers = worker_pids(server.pid)
-    tamper(store.path(c) / "model.skops")
+    artifact = store.path(c) / "model.skops"
+    good_bytes = artifact.read_bytes()
+    tamper(artifact)
     response = requests.post(f"{server.url}/admin/models/{c}/activate",
                              headers=ADMIN, timeout=30)
     assert response.status_code == 422
@@ -178,7 +180,11 @@ def test_the_master_follows_the_pointer_and_survives_broken_versions(server,
     assert server.log_text().count("Hang up") == 2
     assert {served(server.url) for _ in range(3 * WORKERS)} == {b}
 
-    # Once the pointer names a good version again, the watcher follows it.
+    # Repaired, and activated again after the pointer went back: followed.
+    artifact.write_bytes(good_bytes)
+    store.activate(b)
+    time.sleep(3 * WATCH_INTERVAL)
     old = worker_pids(server.pid)
-    store.activate(a)
-    wait_converged(server, a, old, timeout=10 * WATCH_INTERVAL + 10)
+    store.activate(c)
+    wait_converged(server, c, old, timeout=10 * WATCH_INTERVAL + 10)
+    assert server.log_text().count("Hang up") == 3
