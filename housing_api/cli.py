@@ -159,9 +159,49 @@ def import_command(pickle_path, features_path, activate):
     click.echo(f"stored {version}" + (" (active)" if activate else ""))
 
 
+@click.command("evaluate")
+@click.option("--version", "versions", multiple=True,
+              help="Stored version to evaluate (repeatable) [default: the "
+                   "active one and the newest of each other algorithm].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports"), show_default=True)
+@click.option("--quick", is_flag=True,
+              help="Fewer folds and learning-curve points (for tests).")
+@with_appcontext
+def evaluate_command(versions, out, quick):
+    """Write reports/evaluation.md: every protocol, side by side."""
+    from .evaluation import evaluate_version
+    from .report import write_report
+
+    store = _store()
+    if not versions:
+        versions = default_versions(store)
+    if not versions:
+        _fail("no stored model version to evaluate; run 'housing-api train'")
+    evaluations = []
+    for version in versions:
+        click.echo(f"evaluating {version} ...")
+        try:
+            evaluations.append(evaluate_version(
+                store, version, current_app.config["DATA_DIR"], quick=quick))
+        except ModelStoreError as exc:
+            _fail(str(exc))
+    command = "housing-api evaluate" + (" --quick" if quick else "")
+    click.echo(f"wrote {write_report(evaluations, out, command)}")
+
+
+def default_versions(store: ModelStore) -> list[str]:
+    """The active version, then the newest version of each other trainer."""
+    active = store.current()
+    chosen = {store.metadata(active).get("trainer"): active} if active else {}
+    for version in reversed(store.list_versions()):
+        chosen.setdefault(store.metadata(version).get("trainer"), version)
+    return list(chosen.values())
+
+
 def init_app(app):
     """Register the commands on ``app.cli`` (``flask --app housing_api``)."""
-    for command in (train_command, smoke_command, models_group):
+    for command in (train_command, smoke_command, models_group, evaluate_command):
         app.cli.add_command(command)
 
 

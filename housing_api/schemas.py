@@ -317,6 +317,9 @@ class ModelInfoSchema(Schema):
     demographics_sha256 = fields.String()
     created_at = fields.String()
     hyperparameters = fields.Dict()
+    trainer = fields.String(
+        metadata={"description": "Training algorithm (housing-api train "
+                                 "--algorithm)."})
 
 
 class HealthSchema(Schema):

@@ -146,9 +146,9 @@ def fitted(files, metadata, estimator, feature_set, demographics, sales, rows):
     return Fitted(files, metadata, predictor)
 
 
-def fit_reference(sales: Sales, demographics: Demographics,
-                  rows: np.ndarray) -> Fitted:
-    """Fit the reference pipeline on ``rows`` of ``sales``."""
+def fit_reference(sales: Sales, demographics: Demographics, rows: np.ndarray,
+                  params: dict | None = None) -> Fitted:
+    """Fit the reference pipeline on ``rows`` of ``sales`` (no parameters)."""
     feature_set = get_feature_set("reference")
     X = feature_set.transform(take(sales.columns, rows), demographics)
     y = sales.price[rows]
@@ -175,6 +175,7 @@ def build_version(data_dir: Path, algorithm: str = "reference") -> tuple[dict, d
     demographics = Demographics.from_csv(data_dir / DEMOGRAPHICS_CSV)
     train, holdout = sales.split()
     fit = ALGORITHMS[algorithm](sales, demographics, train)
+    fit.metadata["trainer"] = algorithm
 
     def metrics(rows):
         price = fit.predictor.predict(take(sales.columns, rows)).price
