@@ -104,12 +104,15 @@ class Models(MethodView):
     def post(self, files):
         """Upload a model version (validated and stored, not activated)
 
-        Multipart fields: `artifact` (a skops file), `metadata` (JSON:
-        `name`, `feature_set`, `features`, `artifact: {file, format}`,
+        Multipart fields: `artifact` (a skops file, or a LightGBM text model
+        from `model_to_string`; never a pickle), `metadata` (JSON: `name`,
+        `feature_set`, `features`, `artifact: {file, format}` with format
+        `skops` or `lightgbm` and optionally the `sha256` you expect,
         `interval`, `input_ranges`, ...), and optionally `demographics` (the
         zipcode CSV the model was trained with; default: the service's own).
         The version must load without running code, match its feature set,
-        and give finite, positive prices for every future example.
+        and give finite, positive prices for every future example. Failures
+        are 422 with the reason, and nothing is stored.
         """
         try:
             metadata = json.loads(files["metadata"].read())

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
 
+import lightgbm
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -15,6 +16,7 @@ from sklearn.linear_model import LinearRegression
 
 from conftest import DATA_DIR
 from housing_api import model_store
+from housing_api.artifacts import dump_lightgbm
 from housing_api.model_store import (
     DEMOGRAPHICS, ActiveVersionError, InvalidModelError, ModelStore,
     NothingToRollbackError, VersionNotFoundError, check_predictions,
@@ -270,6 +272,47 @@ def test_a_model_that_passes_every_check_is_stored(store, versions, examples):
     version = store.publish(with_artifact(files, metadata, skops_bytes(model)),
                             metadata, check=check_predictions(examples))
     assert store.list_versions()[-1] == version
+
+
+def lightgbm_payload(store, objective="regression", n_features=None):
+    files, metadata = payload(store)
+    n = n_features or _n_features(metadata)
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(0, 10, (200, n)), rng.uniform(3e5, 7e5, 200)
+    if objective == "binary":
+        y = (y > 5e5).astype(int)
+    model = lightgbm.LGBMRegressor(objective=objective, n_estimators=5,
+                                   num_threads=1, verbose=-1).fit(X, y)
+    files = {"model.lgb.txt": dump_lightgbm(model),
+             DEMOGRAPHICS: files[DEMOGRAPHICS]}
+    metadata["artifact"] = {"file": "model.lgb.txt", "format": "lightgbm"}
+    return files, metadata
+
+
+def test_a_lightgbm_text_model_is_stored_and_served(store, versions, examples):
+    version = store.publish(*lightgbm_payload(store),
+                            check=check_predictions(examples))
+    price = store.load(version).predict(examples).price
+    assert ((price > 3e5) & (price < 7e5)).all()
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (lambda store: lightgbm_payload(store, objective="binary"),
+     "objective 'binary' does not predict prices"),
+    (lambda store: lightgbm_payload(store, n_features=5),
+     "expects 5 features"),
+    (lambda store: ({**lightgbm_payload(store)[0], "model.lgb.txt": b"tree\n"},
+                    lightgbm_payload(store)[1]),
+     "does not predict prices"),
+    (lambda store: ({**lightgbm_payload(store)[0],
+                     "model.lgb.txt": b"objective=regression\nnot a model"},
+                    lightgbm_payload(store)[1]),
+     "cannot load LightGBM model"),
+])
+def test_bad_lightgbm_models_are_refused(store, versions, spoil, reason):
+    with pytest.raises(InvalidModelError, match=reason):
+        store.publish(*spoil(store))
+    assert store.list_versions() == list(versions)
 
 
 def test_leftovers_of_a_crashed_publish_are_not_versions(store, versions):
