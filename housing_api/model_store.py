@@ -39,6 +39,8 @@ METADATA = "metadata.json"
 DEMOGRAPHICS = "demographics.csv"
 #: Staging folders older than this were left by a crashed publish.
 STALE_STAGING_SECONDS = 3600
+#: Activations kept in history.json: how far back rollbacks can walk.
+HISTORY_LIMIT = 1000
 
 
 class ModelStoreError(Exception):
@@ -310,9 +312,9 @@ class ModelStore:
     def _set_active(self, version: str, history: list[str],
                     before: list[str]) -> None:
         # History first, CURRENT last: see history() for the crash case.
-        _replace_atomically(
-            self.history_file,
-            json.dumps({"history": history, "before": before}).encode())
+        journal = {"history": history[-HISTORY_LIMIT:],
+                   "before": before[-HISTORY_LIMIT:]}
+        _replace_atomically(self.history_file, json.dumps(journal).encode())
         _replace_atomically(self.pointer, f"{version}\n".encode())
 
     def load(self, version: str) -> Predictor:

@@ -124,6 +124,17 @@ def test_repeated_rollbacks_walk_the_history_back(store, versions):
     assert store.current() == a
 
 
+def test_the_history_keeps_the_latest_activations(store, versions, monkeypatch):
+    a, b = versions
+    monkeypatch.setattr(model_store, "HISTORY_LIMIT", 3)
+    for version in (b, a, b, a):
+        store.activate(version)
+    assert store.history() == [a, b, a]
+    assert [store.rollback(), store.rollback()] == [b, a]
+    with pytest.raises(NothingToRollbackError):
+        store.rollback()
+
+
 def test_rollback_skips_deleted_versions(store, versions):
     a, b = versions
     c = publish_copy(store)
