@@ -49,6 +49,8 @@ def train_command(algorithm, activate, promote_if_better, job_id):
         if job_id:
             jobs.update(model_dir, job_id, state="failed", reason=str(exc),
                         finished_at=datetime.now(timezone.utc).isoformat())
+        if isinstance(exc, ModelStoreError):
+            _fail(f"the new version was refused: {exc}")
         raise
     if job_id:
         jobs.update(model_dir, job_id, state="succeeded", version=version,

@@ -11,7 +11,10 @@ from sklearn.preprocessing import RobustScaler
 
 from conftest import DATA_DIR
 from housing_api import create_app
-from model_files import publish_copy, tamper
+from housing_api import training
+from model_files import (
+    payload, publish_copy, skops_bytes, small_model, tamper, with_artifact,
+)
 
 
 @pytest.fixture
@@ -173,4 +176,17 @@ def test_import_refuses_a_file_that_is_not_a_pickle(runner, store, script_output
     result = models(runner, "import", str(junk), "--features", str(features))
     assert result.exit_code == 1
     assert "is not a loadable pickle" in result.stderr
+    assert len(store.list_versions()) == 1
+
+
+def test_train_reports_a_refused_version(runner, store, monkeypatch):
+    files, metadata = payload(store)
+    bad = with_artifact(files, metadata, skops_bytes(
+        small_model(len(metadata["features"]), price=-1.0)))
+    monkeypatch.setattr(training, "build_version",
+                        lambda data_dir, algorithm: (bad, metadata))
+    result = runner.invoke(args=["train"])
+    assert result.exit_code == 1
+    assert "the new version was refused" in result.stderr
+    assert "non-finite or non-positive" in result.stderr
     assert len(store.list_versions()) == 1
