@@ -79,16 +79,23 @@ class FeatureSet:
 
     name: str
     inputs: tuple[str, ...]
+    #: File in the version folder holding fitted state the features need.
+    context_file: str | None = None
 
     def names(self, demographics: Demographics) -> list[str]:
         """Return the feature names, in the matrix's column order."""
         raise NotImplementedError
 
     def transform(
-        self, columns: Mapping[str, np.ndarray], demographics: Demographics
+        self, columns: Mapping[str, np.ndarray], demographics: Demographics,
+        context=None,
     ) -> np.ndarray:
         """Return the float64 feature matrix, one row per home."""
         raise NotImplementedError
+
+    def load_context(self, path: Path):
+        """Load the fitted state stored in ``context_file``."""
+        return None
 
 
 class ReferenceFeatures(FeatureSet):
@@ -100,7 +107,7 @@ class ReferenceFeatures(FeatureSet):
     def names(self, demographics):
         return [*SALES_FEATURES, *demographics.columns]
 
-    def transform(self, columns, demographics):
+    def transform(self, columns, demographics, context=None):
         demo = demographics.rows(columns["zipcode"])
         out = np.empty((len(demo), len(SALES_FEATURES) + demo.shape[1]))
         for j, name in enumerate(SALES_FEATURES):
@@ -109,15 +116,17 @@ class ReferenceFeatures(FeatureSet):
         return out
 
 
-FEATURE_SETS: dict[str, FeatureSet] = {
-    fs.name: fs for fs in (ReferenceFeatures(),)
-}
+def feature_sets() -> dict[str, FeatureSet]:
+    """Every feature set this code knows, by name."""
+    from .engineered import EngineeredFeatures
+
+    return {fs.name: fs for fs in (ReferenceFeatures(), EngineeredFeatures())}
 
 
 def get_feature_set(name: str) -> FeatureSet:
     """Return the feature set called ``name``."""
     try:
-        return FEATURE_SETS[name]
+        return feature_sets()[name]
     except KeyError:
         raise UnknownFeatureSetError(f"unknown feature set {name!r}") from None
 

@@ -219,6 +219,10 @@ class ModelStore:
                     "the artifact does not match the sha256 given in its metadata")
             metadata["artifact"] = artifact
             metadata["demographics_sha256"] = sha256_file(staging / DEMOGRAPHICS)
+            # Every file, so that fitted state beside the artifact (a feature
+            # set's context) is checked on load like the artifact itself.
+            metadata["files"] = {name: sha256_file(staging / name)
+                                 for name in sorted(files)}
             _write_durably(
                 staging / METADATA, json.dumps(metadata, indent=2).encode()
             )
@@ -327,14 +331,20 @@ class ModelStore:
             metadata = json.loads((folder / METADATA).read_text())
             artifact = metadata["artifact"]
             feature_set = get_feature_set(metadata["feature_set"])
-            for name, expected in (
-                (artifact["file"], artifact["sha256"]),
-                (DEMOGRAPHICS, metadata["demographics_sha256"]),
-            ):
+            checksums = {**metadata.get("files", {}),
+                         artifact["file"]: artifact["sha256"],
+                         DEMOGRAPHICS: metadata["demographics_sha256"]}
+            for name, expected in checksums.items():
+                if not FILE_NAME_RE.match(name) or name == METADATA:
+                    raise InvalidModelError(f"invalid file name {name!r}")
                 if sha256_file(folder / name) != expected:
                     raise InvalidModelError(
                         f"{name} does not match its sha256 in the metadata"
                     )
+            context_file = getattr(feature_set, "context_file", None)
+            if context_file and context_file not in checksums:
+                raise InvalidModelError(
+                    f"feature set {feature_set.name!r} needs {context_file}")
             demographics = Demographics.from_csv(folder / DEMOGRAPHICS)
             expected = feature_set.names(demographics)
             if list(metadata["features"]) != expected:
@@ -345,12 +355,16 @@ class ModelStore:
             estimator = artifacts.load(
                 artifact["format"], folder / artifact["file"], len(expected)
             )
+            extra = {}
+            if context_file:
+                extra["context"] = _load_context(feature_set, folder / context_file)
             return Predictor(
                 version=version,
                 metadata=metadata,
                 estimator=estimator,
                 feature_set=feature_set,
                 demographics=demographics,
+                **extra,
             )
         except InvalidModelError:
             raise
@@ -360,6 +374,21 @@ class ModelStore:
             raise InvalidModelError(f"missing file: {exc.filename}") from exc
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InvalidModelError(f"incomplete metadata: {exc!r}") from exc
+
+
+def _load_context(feature_set, path: Path):
+    try:
+        return feature_set.load_context(path)
+    except Exception as exc:
+        raise InvalidModelError(f"cannot load {path.name}: {exc}") from exc
+
+
+def _context_file(metadata: Mapping) -> str | None:
+    """The file of fitted feature state the metadata's feature set needs."""
+    try:
+        return get_feature_set(metadata.get("feature_set", "")).context_file
+    except UnknownFeatureSetError:
+        return None  # refused with a clear message when the version loads
 
 
 def check_predictions(columns: Mapping[str, np.ndarray]) -> Callable:

@@ -7,6 +7,14 @@ import numpy as np
 from .features import Demographics, FeatureSet
 
 
+#: How each kind of model output becomes a price in USD.
+TARGETS = {
+    "price": lambda raw, columns: raw,
+    "log_price_per_sqft": lambda raw, columns: np.exp(
+        raw + np.log(np.asarray(columns["sqft_living"], dtype=np.float64))),
+}
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Prices in USD with an interval at ``level``, one entry per home."""
@@ -21,8 +29,10 @@ class Prediction:
 class Predictor:
     """Serve one stored model version.
 
-    ``estimator`` is anything with ``predict(X) -> prices in USD``; the model
-    store builds it from the artifact. Knows nothing about HTTP.
+    ``estimator`` is anything with ``predict(X)``; the metadata's ``target``
+    says what it predicts (``price``, the default, or ``log_price_per_sqft``).
+    ``context`` is fitted state the feature set needs. The model store builds
+    both from the version folder. Knows nothing about HTTP.
     """
 
     def __init__(
@@ -33,6 +43,7 @@ class Predictor:
         estimator,
         feature_set: FeatureSet,
         demographics: Demographics,
+        context=None,
     ):
         self.version = version
         self.metadata = metadata
@@ -40,6 +51,10 @@ class Predictor:
         self.estimator = estimator
         self.feature_set = feature_set
         self.demographics = demographics
+        self.context = context
+        self.target = metadata.get("target", "price")
+        if self.target not in TARGETS:
+            raise ValueError(f"unknown target {self.target!r}")
         interval = metadata["interval"]
         self.level = float(interval["level"])
         self._edges = np.asarray(interval["edges"], dtype=np.float64)
@@ -57,11 +72,12 @@ class Predictor:
 
     def features(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """Return the feature matrix for ``columns``."""
-        return self.feature_set.transform(columns, self.demographics)
+        return self.feature_set.transform(columns, self.demographics, self.context)
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> Prediction:
         """Predict every home in ``columns`` with one estimator call."""
-        price = np.asarray(self.estimator.predict(self.features(columns)))
+        raw = np.asarray(self.estimator.predict(self.features(columns)))
+        price = TARGETS[self.target](raw, columns)
         # Per-price-band multiplicative interval, calibrated out of fold when
         # the version was trained (see training.calibrate_interval).
         band = np.searchsorted(self._edges, price, side="right")

@@ -132,7 +132,8 @@ class Fitted:
     predictor: Predictor
 
 
-def fitted(files, metadata, estimator, feature_set, demographics, sales, rows):
+def fitted(files, metadata, estimator, feature_set, demographics, sales, rows,
+           context=None):
     """Complete the metadata every version has and wrap it in a Fitted."""
     metadata = {
         **metadata,
@@ -142,7 +143,8 @@ def fitted(files, metadata, estimator, feature_set, demographics, sales, rows):
         "input_ranges": input_ranges(take(sales.columns, rows)),
     }
     predictor = Predictor(version="unsaved", metadata=metadata, estimator=estimator,
-                          feature_set=feature_set, demographics=demographics)
+                          feature_set=feature_set, demographics=demographics,
+                          context=context)
     return Fitted(files, metadata, predictor)
 
 
@@ -165,7 +167,35 @@ def fit_reference(sales: Sales, demographics: Demographics, rows: np.ndarray,
                   feature_set, demographics, sales, rows)
 
 
-ALGORITHMS = {"reference": fit_reference}
+def fit_lightgbm(sales: Sales, demographics: Demographics, rows: np.ndarray,
+                 params: dict | None = None) -> Fitted:
+    """Fit the boosted model (see ``boosting``) on ``rows`` of ``sales``."""
+    from . import boosting
+
+    feature_set = get_feature_set("engineered-v1")
+    columns = take(sales.columns, rows)
+    data = boosting.TrainingData(
+        columns, demographics.rows(columns["zipcode"]), demographics.columns,
+        np.log(sales.price[rows]), sales.frame["id"].to_numpy()[rows])
+    params = dict(boosting.DEFAULT_PARAMS if params is None else params)
+    booster, context, interval = boosting.fit(data, params)
+    metadata = {
+        "name": "lightgbm-neighbourhood",
+        "algorithm": "LightGBM on log price per sq ft: client columns, "
+                     "demographics, engineered and out-of-fold neighbourhood "
+                     "price features",
+        "hyperparameters": params,
+        "target": "log_price_per_sqft",
+        "interval": interval,
+        "artifact": {"file": "model.lgb.txt", "format": "lightgbm"},
+    }
+    files = {"model.lgb.txt": artifacts.dump_lightgbm(booster),
+             feature_set.context_file: context.to_npz()}
+    return fitted(files, metadata, artifacts.LightGBMRegressor(booster),
+                  feature_set, demographics, sales, rows, context)
+
+
+ALGORITHMS = {"reference": fit_reference, "lightgbm": fit_lightgbm}
 
 
 def build_version(data_dir: Path, algorithm: str = "reference") -> tuple[dict, dict]:
