@@ -20,9 +20,15 @@ def _fail(message: str):
     raise click.ClickException(message)
 
 
+#: ``housing-api train`` with no --algorithm: the reference first, so that
+#: the boosted model goes live with the reference one rollback away.
+DEFAULT_TRAINING = ("reference", "lightgbm")
+
+
 @click.command("train")
-@click.option("--algorithm", type=click.Choice(sorted(ALGORITHMS)),
-              default="reference", show_default=True)
+@click.option("--algorithm", type=click.Choice(["all", *sorted(ALGORITHMS)]),
+              default="all", show_default=True,
+              help="all: the reference model, then the boosted one (active).")
 @click.option("--activate/--no-activate", default=True, show_default=True,
               help="Make the new version the active one.")
 @click.option("--promote-if-better", is_flag=True,
@@ -31,12 +37,18 @@ def _fail(message: str):
 @click.option("--job", "job_id", hidden=True)
 @with_appcontext
 def train_command(algorithm, activate, promote_if_better, job_id):
-    """Train a model from the data folder and store it as a new version."""
+    """Train models from the data folder and store each as a new version."""
+    for name in DEFAULT_TRAINING if algorithm == "all" else (algorithm,):
+        _train_one(name, activate, promote_if_better, job_id)
+
+
+def _train_one(algorithm, activate, promote_if_better, job_id):
     config = current_app.config
     model_dir, data_dir = config["MODEL_DIR"], config["DATA_DIR"]
     if job_id:
         jobs.update(model_dir, job_id, state="running")
     store = _store()
+    click.echo(f"training {algorithm} ...")
     try:
         version, metadata = train_version(data_dir, store, algorithm)
         promoted, reason = (activate, "activated as asked" if activate

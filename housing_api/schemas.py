@@ -365,7 +365,7 @@ class TrainRequestSchema(Schema):
         unknown = RAISE
 
     algorithm = fields.String(
-        load_default="reference", validate=validate.OneOf(["reference"]),
+        load_default="lightgbm", validate=validate.OneOf(["reference", "lightgbm"]),
         metadata={"description": "Which model to train."},
     )
     activate = fields.Boolean(

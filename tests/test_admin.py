@@ -295,7 +295,8 @@ def test_training_runs_in_a_job_and_the_gate_decides(client, admin_headers, stor
     started = {}
     # Both jobs at once: each trains in its own process (~8 s).
     for activate in (True, False):
-        response = client.post("/admin/models/train", json={"activate": activate},
+        response = client.post("/admin/models/train",
+                               json={"algorithm": "reference", "activate": activate},
                                headers=admin_headers)
         assert response.status_code == 202
         job = response.get_json()

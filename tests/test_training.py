@@ -82,7 +82,7 @@ def test_interval_covers_about_80_percent_of_the_holdout(store):
 
 def test_train_command_reports_and_activates(runner, store):
     before = store.current()
-    result = runner.invoke(args=["train"])
+    result = runner.invoke(args=["train", "--algorithm", "reference"])
     assert result.exit_code == 0, result.output
     assert "holdout R2 0.7281" in result.output
     assert store.current() != before
