@@ -1,3 +1,4 @@
+import json
 import multiprocessing
 import os
 import pickle
@@ -197,6 +198,29 @@ def test_tampered_files_are_refused_at_load_and_activate(store, versions, name):
     with pytest.raises(InvalidModelError, match="sha256"):
         store.activate(b)
     assert store.current() == a
+
+
+def test_every_file_of_a_version_is_checked_on_load(store, versions):
+    files, metadata = payload(store)
+    version = store.publish({**files, "context.npz": b"fitted state"}, metadata)
+    assert set(store.metadata(version)["files"]) == {
+        "model.skops", DEMOGRAPHICS, "context.npz"}
+    tamper(store.path(version) / "context.npz")
+    with pytest.raises(InvalidModelError, match="context.npz does not match"):
+        store.load(version)
+    (store.path(version) / "context.npz").unlink()
+    with pytest.raises(InvalidModelError, match="missing file"):
+        store.load(version)
+
+
+def test_metadata_cannot_point_outside_its_folder(store, versions):
+    _, b = versions
+    metadata_file = store.path(b) / "metadata.json"
+    metadata = json.loads(metadata_file.read_text())
+    metadata["files"]["../../CURRENT"] = "0" * 64
+    metadata_file.write_text(json.dumps(metadata))
+    with pytest.raises(InvalidModelError, match="invalid file name"):
+        store.load(b)
 
 
 class Doubler(BaseEstimator, RegressorMixin):
