@@ -8,13 +8,14 @@ from flask_smorest import abort
 
 from . import jobs
 from .errors import Blueprint
+from .features import UnknownFeatureSetError, get_feature_set
 from .model_store import (
     DEMOGRAPHICS, ActiveVersionError, InvalidModelError, NothingToRollbackError,
     VersionNotFoundError, check_predictions,
 )
 from .schemas import (
-    ActivationSchema, JobSchema, ModelListSchema, TrainRequestSchema,
-    UploadSchema, VersionSchema,
+    ActivationSchema, JobSchema, ModelListSchema, ModelUploadSchema,
+    TrainRequestSchema, VersionSchema,
 )
 from .training import DEMOGRAPHICS_CSV, read_examples
 
@@ -97,7 +98,7 @@ class Models(MethodView):
                 "versions": versions}
 
     @blp.doc(security=SECURITY)
-    @blp.arguments(UploadSchema, location="files")
+    @blp.arguments(ModelUploadSchema, location="files")
     @blp.response(201, VersionSchema)
     @blp.alt_response(422, description="The artifact or its metadata failed "
                                        "validation; nothing was stored.")
@@ -109,7 +110,9 @@ class Models(MethodView):
         `feature_set`, `features`, `artifact: {file, format}` with format
         `skops` or `lightgbm` and optionally the `sha256` you expect,
         `interval`, `input_ranges`, ...), and optionally `demographics` (the
-        zipcode CSV the model was trained with; default: the service's own).
+        zipcode CSV the model was trained with; default: the service's own)
+        and `context` (fitted state the feature set needs, e.g. the boosted
+        model's `neighbours.npz`).
         The version must load without running code, match its feature set,
         and give finite, positive prices for every future example. Failures
         are 422 with the reason, and nothing is stored.
@@ -132,6 +135,9 @@ class Models(MethodView):
             DEMOGRAPHICS: (demographics.read() if demographics
                            else (data_dir / DEMOGRAPHICS_CSV).read_bytes()),
         }
+        context = files.get("context")
+        if context:
+            payload.update(_context_payload(metadata, context))
         store = _state().store
         try:
             version = store.publish(
@@ -141,6 +147,18 @@ class Models(MethodView):
             _store_errors(exc)
         return {"version": version}, 201, {
             "Location": url_for("admin.ModelVersion", version=version)}
+
+
+def _context_payload(metadata, context) -> dict:
+    """Name the uploaded context file as the version's feature set expects."""
+    try:
+        name = get_feature_set(str(metadata.get("feature_set"))).context_file
+    except UnknownFeatureSetError:
+        return {}  # publish refuses the version and says why
+    if name is None:
+        abort(422, message="The model's feature set takes no context file.",
+              errors={"files": {"context": ["not used by this feature set"]}})
+    return {name: context.read()}
 
 
 @blp.route("/models/<version>")

@@ -387,3 +387,9 @@ class JobSchema(Schema):
     reason = fields.String(allow_none=True)
     created_at = fields.String()
     finished_at = fields.String(allow_none=True)
+
+
+class ModelUploadSchema(UploadSchema):
+    context = Upload(metadata={
+        "description": "Fitted state the model's feature set needs, if any "
+                       "(the boosted model's neighbours.npz)."})

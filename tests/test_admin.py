@@ -4,6 +4,7 @@ import json
 import pickle
 import time
 
+import numpy as np
 import pytest
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
@@ -159,6 +160,52 @@ def test_upload_stores_a_version_without_activating_it(client, admin_headers, st
     assert store.current() == active
     assert served_version(client) == active
     assert store.load(version).version == version
+
+
+@pytest.fixture(scope="module")
+def boosted():
+    """A small boosted version: LightGBM text model plus its neighbours.npz."""
+    from housing_api import boosting, training
+    from housing_api.features import Demographics
+
+    sales = training.Sales.read(DATA_DIR)
+    demographics = Demographics.from_csv(DATA_DIR / "zipcode_demographics.csv")
+    fit = training.fit_lightgbm(sales, demographics, np.arange(3000), params={
+        **boosting.DEFAULT_PARAMS, "num_boost_round": 10})
+    return fit.files, fit.metadata
+
+
+def test_upload_a_model_with_its_context(client, admin_headers, store, boosted):
+    files, metadata = boosted
+    response = post_files(client, admin_headers,
+                          artifact=files["model.lgb.txt"],
+                          metadata=json.dumps(metadata).encode(),
+                          context=files["neighbours.npz"])
+    assert response.status_code == 201, response.get_json()
+    version = response.get_json()["version"]
+    assert set(store.metadata(version)["files"]) == {
+        "model.lgb.txt", "neighbours.npz", "demographics.csv"}
+    assert store.load(version).context is not None
+
+
+def test_upload_without_the_context_a_feature_set_needs(client, admin_headers,
+                                                        store, boosted):
+    files, metadata = boosted
+    response = post_files(client, admin_headers, artifact=files["model.lgb.txt"],
+                          metadata=json.dumps(metadata).encode())
+    assert response.status_code == 422
+    assert "needs neighbours.npz" in response.get_json()["message"]
+    assert len(store.list_versions()) == 1
+
+
+def test_a_context_the_feature_set_does_not_take(client, admin_headers, store):
+    files, metadata = payload(store)
+    response = post_files(client, admin_headers, artifact=files["model.skops"],
+                          metadata=json.dumps(metadata).encode(),
+                          context=b"anything")
+    assert response.status_code == 422
+    assert "takes no context file" in response.get_json()["message"]
+    assert len(store.list_versions()) == 1
 
 
 def _bad_uploads():
