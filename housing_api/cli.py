@@ -204,6 +204,23 @@ def evaluate_command(versions, out, quick):
     click.echo(f"wrote {write_report(evaluations, out, command)}")
 
 
+@click.command("search")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("reports/search_results.json"), show_default=True)
+@with_appcontext
+def search_command(out):
+    """Search the boosted model's hyperparameters by CV (about 45 min).
+
+    Reads only the training split. Prints the winner; copy it into
+    boosting.DEFAULT_PARAMS to make it the default.
+    """
+    from .search import search
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chosen = search(current_app.config["DATA_DIR"], out, echo=click.echo)
+    click.echo(f"DEFAULT_PARAMS = {chosen}")
+
+
 def default_versions(store: ModelStore) -> list[str]:
     """The active version, then the newest version of each other trainer."""
     active = store.current()
@@ -215,7 +232,8 @@ def default_versions(store: ModelStore) -> list[str]:
 
 def init_app(app):
     """Register the commands on ``app.cli`` (``flask --app housing_api``)."""
-    for command in (train_command, smoke_command, models_group, evaluate_command):
+    for command in (train_command, smoke_command, models_group, evaluate_command,
+                    search_command):
         app.cli.add_command(command)
 
 

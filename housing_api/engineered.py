@@ -43,7 +43,7 @@ _KERNEL_BANDWIDTHS_KM = (0.5, 2.0)
 
 
 def _base_feature_names() -> list[str]:
-    names = [c for c in CLIENT_COLUMNS]
+    names = list(CLIENT_COLUMNS)
     names += [
         "age", "renovated", "years_since_update", "log_sqft_living",
         "log_sqft_lot", "log_sqft_above", "log_sqft_living15", "log_sqft_lot15",
@@ -80,6 +80,12 @@ def _to_km(lat: np.ndarray, long: np.ndarray) -> np.ndarray:
     x = (np.asarray(long, dtype=np.float64) - _LON0) * _KM_PER_DEG_LON
     y = (np.asarray(lat, dtype=np.float64) - _LAT0) * _KM_PER_DEG_LAT
     return np.column_stack([x, y])
+
+
+_LANDMARKS_KM = {
+    name: _to_km(np.array([lat]), np.array([long]))[0]
+    for name, (lat, long) in _LANDMARKS.items()
+}
 
 
 @dataclass
@@ -189,6 +195,8 @@ def engineer(
     if context is None:
         raise ValueError("a NeighbourContext is required for neighbour features")
     c = {n: _column(columns, n) for n in CLIENT_COLUMNS if n != "zipcode"}
+    if "zipcode" not in columns:
+        raise KeyError("missing client column 'zipcode'")
     zipcode = np.asarray(columns["zipcode"]).astype(str).astype(np.float64)
     n_rows = len(zipcode)
     if any(len(v) != n_rows for v in c.values()):
@@ -219,11 +227,11 @@ def engineer(
     for degrees in _ROTATION_DEGREES:
         theta = math.radians(degrees)
         base.append(xy[:, 0] * math.cos(theta) + xy[:, 1] * math.sin(theta))
-    for lat, long in _LANDMARKS.values():
-        base.append(np.hypot(*(xy - _to_km(np.array([lat]), np.array([long]))).T))
-    seattle = _to_km(np.array([_LANDMARKS["seattle"][0]]),
-                     np.array([_LANDMARKS["seattle"][1]]))
-    base.append(np.arctan2(*(xy - seattle)[:, ::-1].T))
+    for landmark in _LANDMARKS_KM.values():
+        offset = xy - landmark
+        base.append(np.hypot(offset[:, 0], offset[:, 1]))
+    offset = xy - _LANDMARKS_KM["seattle"]
+    base.append(np.arctan2(offset[:, 1], offset[:, 0]))
 
     demographics = np.asarray(demographics, dtype=np.float64)
     if demographics.shape != (n_rows, len(demographic_names)):

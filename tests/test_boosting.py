@@ -13,7 +13,7 @@ from housing_api.training import (
     DEMOGRAPHICS_CSV, Sales, fit_lightgbm, read_examples, take, train_version,
 )
 
-SMALL = {**boosting.DEFAULT_PARAMS, "num_boost_round": 40, "learning_rate": 0.15}
+SMALL = {**boosting.DEFAULT_PARAMS, "num_boost_round": 100, "learning_rate": 0.1}
 
 
 @pytest.fixture(scope="session")
@@ -142,3 +142,20 @@ def test_repeat_sales_of_a_house_share_a_fold():
     ids, counts = np.unique(data.groups, return_counts=True)
     for house in ids[counts > 1]:
         assert len(set(folds[data.groups == house])) == 1
+
+
+def test_search_picks_the_lowest_cv_mape_and_writes_every_result(tmp_path,
+                                                                 monkeypatch):
+    import json
+
+    from housing_api import search
+
+    monkeypatch.setattr(search, "N_RANDOM", 1)
+    monkeypatch.setattr(search, "MAX_ROUNDS", 20)
+    monkeypatch.setattr(search, "ROUND_STEP", 10)
+    out = tmp_path / "search.json"
+    chosen = search.search(DATA_DIR, out, echo=lambda line: None)
+    written = json.loads(out.read_text())
+    assert len(written["results"]) == 2 * 2  # 2 candidates x 2 round counts
+    best = min(written["results"], key=lambda r: r["mape_mean"])
+    assert chosen == {**best["params"], "num_boost_round": best["num_boost_round"]}
