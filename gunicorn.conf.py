@@ -28,6 +28,11 @@ preload_app = True
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
+# No gunicornc control socket (Gunicorn >= 25): Gunicorn stops and restarts
+# its asyncio thread around every fork, which doubled the time of a model
+# swap under load (2 -> 4.5 s measured), and its default path is shared by
+# every instance of the user. Operators use the admin API and signals.
+control_socket_disable = True
 
 log = logging.getLogger("gunicorn.error")
 

@@ -10,6 +10,8 @@ from sklearn.preprocessing import RobustScaler
 from housing_api.artifacts import dump_skops
 from housing_api.model_store import DEMOGRAPHICS, METADATA, ModelStore
 
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
 
 def payload(store: ModelStore, version: str | None = None) -> tuple[dict, dict]:
     """Return (files, metadata) that publish a copy of a stored version."""
@@ -53,3 +55,17 @@ def tamper(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
+
+
+def boosted_payload(rows: int = 3000, rounds: int = 10) -> tuple[dict, dict]:
+    """(files, metadata) of a small boosted version, with its neighbours.npz."""
+    from housing_api import boosting, training
+    from housing_api.features import Demographics
+
+    sales = training.Sales.read(DATA_DIR)
+    demographics = Demographics.from_csv(DATA_DIR / training.DEMOGRAPHICS_CSV)
+    fit = training.fit_lightgbm(sales, demographics, np.arange(rows), params={
+        **boosting.DEFAULT_PARAMS, "num_boost_round": rounds})
+    files = {**fit.files,
+             DEMOGRAPHICS: (DATA_DIR / training.DEMOGRAPHICS_CSV).read_bytes()}
+    return files, fit.metadata

@@ -84,12 +84,13 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path,
 
 @contextmanager
 def gunicorn_server(model_dir: Path, env: dict | None = None, workers: int = 2,
-                    timeout: float = 60):
+                    timeout: float = 60, args: str = ""):
     """Run the service under real Gunicorn; yield a :class:`Server`.
 
     ``env`` adds to (or overrides) the environment: e.g. admin tokens,
-    ``HOUSING_MODEL_WATCH_INTERVAL``. Each server gets its own Prometheus
-    folder, instance folder and Gunicorn control socket.
+    ``HOUSING_MODEL_WATCH_INTERVAL``, ``HOUSING_RATELIMIT_ENABLED``.
+    ``args`` are more Gunicorn options. Each server gets its own port,
+    Prometheus folder and instance folder.
     """
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="gunicorn-") as tmp:
@@ -103,8 +104,7 @@ def gunicorn_server(model_dir: Path, env: dict | None = None, workers: int = 2,
             "HOUSING_INSTANCE_PATH": str(tmp / "instance"),
             "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
             "WEB_CONCURRENCY": str(workers),
-            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} "
-                                 f"--control-socket {tmp / 'gunicorn.ctl'}",
+            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port} {args}",
             **(env or {}),
         }
         with open(log, "wb") as out:

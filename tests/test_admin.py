@@ -4,7 +4,6 @@ import json
 import pickle
 import time
 
-import numpy as np
 import pytest
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
@@ -13,7 +12,8 @@ from conftest import DATA_DIR, TOKEN
 from housing_api import create_app
 from housing_api.model_store import ModelStore
 from model_files import (
-    payload, publish_copy, skops_bytes, small_model, tamper, with_artifact,
+    boosted_payload, payload, publish_copy, skops_bytes, small_model, tamper,
+    with_artifact,
 )
 
 
@@ -164,15 +164,7 @@ def test_upload_stores_a_version_without_activating_it(client, admin_headers, st
 
 @pytest.fixture(scope="module")
 def boosted():
-    """A small boosted version: LightGBM text model plus its neighbours.npz."""
-    from housing_api import boosting, training
-    from housing_api.features import Demographics
-
-    sales = training.Sales.read(DATA_DIR)
-    demographics = Demographics.from_csv(DATA_DIR / "zipcode_demographics.csv")
-    fit = training.fit_lightgbm(sales, demographics, np.arange(3000), params={
-        **boosting.DEFAULT_PARAMS, "num_boost_round": 10})
-    return fit.files, fit.metadata
+    return boosted_payload()
 
 
 def test_upload_a_model_with_its_context(client, admin_headers, store, boosted):

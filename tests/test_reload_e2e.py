@@ -1,4 +1,8 @@
-"""Zero-downtime model swaps under real Gunicorn (2 workers, loopback)."""
+"""Zero-downtime model swaps under real Gunicorn (2 workers, loopback).
+
+The swaps go between two kinds of model: the reference k-NN (skops) and a
+small boosted one (LightGBM text model with its neighbour context).
+"""
 import shutil
 import threading
 import time
@@ -8,7 +12,7 @@ import requests
 
 from conftest import TOKEN
 from housing_api.model_store import ModelStore
-from model_files import publish_copy, tamper
+from model_files import boosted_payload, publish_copy, tamper
 from servers import gunicorn_server, rss_kib, worker_pids
 
 WORKERS = 2
@@ -16,11 +20,16 @@ WATCH_INTERVAL = 0.5
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
+@pytest.fixture(scope="module")
+def boosted():
+    return boosted_payload()
+
+
 @pytest.fixture
-def store(trained_store, tmp_path):
-    """A private store: the trained version A (active) and a copy B."""
+def store(trained_store, tmp_path, boosted):
+    """A private store: the reference version A (active) and a boosted B."""
     store = ModelStore(shutil.copytree(trained_store, tmp_path / "model"))
-    publish_copy(store)
+    store.publish(*boosted)
     return store
 
 
@@ -68,7 +77,7 @@ class Load:
     Bounded: each thread stops after ``cap`` requests even if never told.
     """
 
-    def __init__(self, url, home, threads=3, cap=5000):
+    def __init__(self, url, home, threads=2, cap=5000):
         self.url, self.home, self.cap = url, home, cap
         self.results, self.failures = [], []
         self._stop = threading.Event()
