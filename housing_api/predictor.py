@@ -60,6 +60,17 @@ class Predictor:
         self._edges = np.asarray(interval["edges"], dtype=np.float64)
         self._lower = np.exp(np.asarray(interval["lower"], dtype=np.float64))
         self._upper = np.exp(np.asarray(interval["upper"], dtype=np.float64))
+        # Checked here, at load: a malformed interval would otherwise pass
+        # the publish check and fail only for homes in a band it lacks.
+        bands = len(self._edges) + 1
+        if not (0 < self.level < 1 and self._edges.ndim == 1
+                and np.all(np.isfinite(self._edges))
+                and np.all(np.diff(self._edges) >= 0)
+                and self._lower.shape == self._upper.shape == (bands,)
+                and np.all(np.isfinite(self._lower) & np.isfinite(self._upper))):
+            raise ValueError("interval needs a level in (0, 1), sorted finite "
+                             "edges, and one finite lower and upper log ratio "
+                             "per price band (one more than the edges)")
         self._ranges = [
             (name, float(lo), float(hi))
             for name, (lo, hi) in metadata["input_ranges"].items()
