@@ -3,7 +3,7 @@ import logging
 import sys
 import time
 
-from flask import current_app, g, request
+from flask import current_app, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 log = logging.getLogger("housing_api.access")
@@ -18,6 +18,18 @@ class _Handler(logging.StreamHandler):
     def emit(self, record):
         self.stream = sys.stderr
         super().emit(record)
+
+
+class _RequestId(logging.Filter):
+    """Put the request id on every record logged while a request is handled.
+
+    So that the traceback of a 500 can be found from the id in its body.
+    """
+
+    def filter(self, record):
+        if not hasattr(record, "request_id") and has_request_context():
+            record.request_id = g.get("request_id")
+        return True
 
 
 def formatter(fmt: str) -> logging.Formatter:
@@ -37,6 +49,7 @@ def configure(app) -> None:
         root.removeHandler(handler)
     handler = _Handler()
     handler.setFormatter(formatter(app.config["LOG_FORMAT"]))
+    handler.addFilter(_RequestId())
     root.addHandler(handler)
     root.setLevel(app.config["LOG_LEVEL"])
     app.before_request(_start_timer)
