@@ -121,7 +121,7 @@ def activate_command(version):
     """Activate VERSION; running servers pick it up within seconds."""
     try:
         _store().activate(version)
-    except ModelStoreError as exc:
+    except (ModelStoreError, OSError) as exc:
         _fail(str(exc))
     click.echo(f"active: {version}")
 
@@ -131,7 +131,7 @@ def rollback_command():
     """Re-activate the version active before the current one."""
     try:
         version = _store().rollback()
-    except ModelStoreError as exc:
+    except (ModelStoreError, OSError) as exc:
         _fail(str(exc))
     click.echo(f"active: {version}")
 
@@ -142,7 +142,7 @@ def delete_command(version):
     """Delete VERSION (never the active one)."""
     try:
         _store().delete(version)
-    except ModelStoreError as exc:
+    except (ModelStoreError, OSError) as exc:
         _fail(str(exc))
     click.echo(f"deleted: {version}")
 
@@ -168,7 +168,7 @@ def import_command(pickle_path, features_path, activate):
                                 current_app.config["DATA_DIR"], store)
         if activate:
             store.activate(version)
-    except ModelStoreError as exc:
+    except (ModelStoreError, OSError) as exc:
         _fail(str(exc))
     click.echo(f"stored {version}" + (" (active)" if activate else ""))
 

@@ -12,6 +12,7 @@ so a crash leaves either the old state or the new one. Unfinished work
 lives under dot-names in ``versions/`` (never listed as a version) and is
 swept up by the next publish. No Flask here.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -96,8 +97,14 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 def _replace_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    _write_durably(tmp, data)
-    os.replace(tmp, path)
+    try:
+        _write_durably(tmp, data)
+        os.replace(tmp, path)
+    except OSError:
+        # A full disk: leave the old file and no half-written one.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     _fsync_dir(path.parent)
 
 
