@@ -5,6 +5,7 @@ import json
 from flask import current_app, request, url_for
 from flask.views import MethodView
 from flask_smorest import abort
+from werkzeug.routing import BaseConverter
 
 from . import jobs
 from .errors import Blueprint
@@ -24,6 +25,28 @@ blp = Blueprint(
     description="Model versions, for operators. Bearer token required.",
 )
 SECURITY = [{"bearerAuth": []}]
+blp.document_errors({
+    401: "No valid admin bearer token in the Authorization header.",
+    403: "The admin API is disabled: no admin token is configured.",
+    429: "Too many requests from this client; see Retry-After.",
+})
+NOT_FOUND = "No such model version."
+UNWRITABLE = "The model store refused the write (disk full or read-only)."
+
+
+class VersionConverter(BaseConverter):
+    """A version in a URL: never ``rollback`` or ``train``, which are routes.
+
+    Without it ``/admin/models/rollback`` also matched ``<version>``, and
+    OPTIONS there advertised GET and DELETE.
+    """
+
+    regex = r"(?!(?:rollback|train)(?![0-9A-Za-z._-]))[^/]+"
+
+
+# Before the routes below are added: they need the converter.
+blp.record_once(lambda state: state.app.url_map.converters.setdefault(
+    "version", VersionConverter))
 
 
 def admin_tokens() -> list[str]:
@@ -69,6 +92,10 @@ def _store_errors(exc):
         abort(404, message=str(exc))
     if isinstance(exc, (ActiveVersionError, NothingToRollbackError)):
         abort(409, message=str(exc))
+    if isinstance(exc, OSError):
+        abort(503, message=f"The model store could not be written "
+                           f"({exc.strerror or exc}); try again once it has "
+                           f"space and is writable.")
     abort(422, message=f"The model version was refused: {exc}")
 
 
@@ -102,6 +129,9 @@ class Models(MethodView):
     @blp.response(201, VersionSchema)
     @blp.alt_response(422, description="The artifact or its metadata failed "
                                        "validation; nothing was stored.")
+    @blp.alt_response(413, description="The upload is larger than the service "
+                                       "accepts.")
+    @blp.alt_response(503, description=UNWRITABLE)
     def post(self, files):
         """Upload a model version (validated and stored, not activated)
 
@@ -143,7 +173,7 @@ class Models(MethodView):
             version = store.publish(
                 payload, metadata, check=check_predictions(read_examples(data_dir))
             )
-        except InvalidModelError as exc:
+        except (InvalidModelError, OSError) as exc:
             _store_errors(exc)
         return {"version": version}, 201, {
             "Location": url_for("admin.ModelVersion", version=version)}
@@ -161,10 +191,11 @@ def _context_payload(metadata, context) -> dict:
     return {name: context.read()}
 
 
-@blp.route("/models/<version>")
+@blp.route("/models/<version:version>")
 class ModelVersion(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(200, VersionSchema)
+    @blp.alt_response(404, description=NOT_FOUND)
     def get(self, version):
         """Show one stored version's metadata"""
         store = _state().store
@@ -176,11 +207,13 @@ class ModelVersion(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(204)
     @blp.alt_response(409, description="The version is active.")
+    @blp.alt_response(404, description=NOT_FOUND)
+    @blp.alt_response(503, description=UNWRITABLE)
     def delete(self, version):
         """Delete a stored version that is not active"""
         try:
             _state().store.delete(version)
-        except (VersionNotFoundError, ActiveVersionError) as exc:
+        except (VersionNotFoundError, ActiveVersionError, OSError) as exc:
             _store_errors(exc)
 
 
@@ -191,17 +224,19 @@ def _activated(version):
                        "reports it."}, 202
 
 
-@blp.route("/models/<version>/activate")
+@blp.route("/models/<version:version>/activate")
 class Activate(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(202, ActivationSchema)
     @blp.alt_response(422, description="The version failed its integrity "
                                        "check; the active one keeps serving.")
+    @blp.alt_response(404, description=NOT_FOUND)
+    @blp.alt_response(503, description=UNWRITABLE)
     def post(self, version):
         """Make a stored version the active one (rolling reload)"""
         try:
             _state().store.activate(version)
-        except (VersionNotFoundError, InvalidModelError) as exc:
+        except (VersionNotFoundError, InvalidModelError, OSError) as exc:
             _store_errors(exc)
         return _activated(version)
 
@@ -213,6 +248,7 @@ class Rollback(MethodView):
     @blp.alt_response(409, description="There is no earlier activation.")
     @blp.alt_response(422, description="The earlier version failed its "
                                        "integrity check; nothing changed.")
+    @blp.alt_response(503, description=UNWRITABLE)
     def post(self):
         """Re-activate the version that was active before the current one
 
@@ -221,7 +257,7 @@ class Rollback(MethodView):
         """
         try:
             version = _state().store.rollback()
-        except (NothingToRollbackError, InvalidModelError) as exc:
+        except (NothingToRollbackError, InvalidModelError, OSError) as exc:
             _store_errors(exc)
         return _activated(version)
 
@@ -229,18 +265,32 @@ class Rollback(MethodView):
 @blp.route("/models/train")
 class Train(MethodView):
     @blp.doc(security=SECURITY)
-    @blp.arguments(TrainRequestSchema)
+    @blp.arguments(TrainRequestSchema, required=False)
     @blp.response(202, JobSchema)
+    @blp.alt_response(409, description="As many training jobs as allowed "
+                                       "(MAX_TRAINING_JOBS) are running.")
+    @blp.alt_response(400, description="The body is not valid JSON.")
+    @blp.alt_response(415, description="The body is not JSON.")
+    @blp.alt_response(503, description=UNWRITABLE)
     def post(self, args):
         """Train a new version from the data folder, in a separate process
 
         Answers at once with a job to poll. With `activate: true` the new
         version goes live only if its holdout metrics are no worse than the
-        active version's; the job says whether and why.
+        active version's; the job says whether and why. Without a body:
+        the defaults below. At most `MAX_TRAINING_JOBS` jobs run at once.
         """
+        if request.content_length and not request.is_json:
+            abort(415, message="Send the body as application/json, or none.")
         config = current_app.config
-        job = jobs.start_training(config["MODEL_DIR"], config["DATA_DIR"],
-                                  args["algorithm"], args["activate"])
+        try:
+            job = jobs.start_training(config["MODEL_DIR"], config["DATA_DIR"],
+                                      args["algorithm"], args["activate"],
+                                      int(config["MAX_TRAINING_JOBS"]))
+        except jobs.TooManyJobsError as exc:
+            abort(409, message=str(exc))
+        except OSError as exc:
+            _store_errors(exc)
         return job, 202, {"Location": url_for("admin.Job", job_id=job["id"])}
 
 
@@ -248,6 +298,7 @@ class Train(MethodView):
 class Job(MethodView):
     @blp.doc(security=SECURITY)
     @blp.response(200, JobSchema)
+    @blp.alt_response(404, description="No such job.")
     def get(self, job_id):
         """Show a training job's state and outcome"""
         job = jobs.read(current_app.config["MODEL_DIR"], job_id)

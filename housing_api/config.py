@@ -18,6 +18,11 @@ MAX_BATCH_ROWS = 10_000
 #: Seconds between checks of ``model/CURRENT`` by the Gunicorn master.
 MODEL_WATCH_INTERVAL = 3.0
 
+#: Training jobs (POST /admin/models/train) running at once per model store;
+#: each takes a core for up to minutes. More are refused with 409; 0 turns
+#: training through the API off.
+MAX_TRAINING_JOBS = 2
+
 #: Bearer tokens accepted by the admin API, comma-separated or a list.
 #: Empty disables the admin API (403), it never opens it.
 ADMIN_TOKENS = ""

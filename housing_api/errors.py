@@ -96,6 +96,33 @@ class Parser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with our argument parser."""
+    """flask-smorest's Blueprint with our argument parser.
+
+    Every documented error response carries the error schema, and
+    :meth:`document_errors` documents the errors that every operation of
+    the blueprint can answer (auth, rate limit, body problems).
+    """
 
     ARGUMENTS_PARSER = Parser()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._common_errors = []
+        self._prepare_doc_cbks.append(self._prepare_errors_doc)
+
+    def document_errors(self, responses: dict, methods=None) -> None:
+        """Document ``{status: description}`` on every operation (of ``methods``)."""
+        self._common_errors.append((dict(responses), methods))
+
+    def _prepare_errors_doc(self, doc, doc_info, *, method, **kwargs):
+        responses = doc.setdefault("responses", {})
+        for errors, methods in self._common_errors:
+            if methods is None or method in methods:
+                for status, description in errors.items():
+                    responses.setdefault(str(status), {"description": description})
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for status, response in responses.items():
+            if str(status)[0] in "45" and isinstance(response, dict) \
+                    and "$ref" not in response:
+                response.setdefault("content", error)
+        return doc

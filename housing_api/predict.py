@@ -18,6 +18,12 @@ blp = Blueprint(
     "predict", __name__, url_prefix="/v1",
     description="Price estimates for homes about to be sold.",
 )
+blp.document_errors({429: "Too many requests from this client; see Retry-After.",
+                     503: "No model version is loaded yet."})
+blp.document_errors({400: "The body is not valid JSON (or the CSV not UTF-8).",
+                     413: "The body is larger than the service accepts.",
+                     415: "The body has a content type the operation does not "
+                          "take."}, methods=("post",))
 
 JSON = "application/json"
 CSV_TYPES = ("text/csv", "multipart/form-data")
