@@ -4,7 +4,7 @@ The only place pickle is loaded: an operator names a local file on the
 command line. The model is converted to skops on the way in.
 """
 import json
-import pickle
+import pickle  # nosec B403 - operator-only import of a local file (docstring)
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,7 +24,7 @@ def import_pickle(pickle_path: Path, features_path: Path, data_dir: Path,
     """Store the pickled estimator as a new (inactive) version."""
     try:
         with open(pickle_path, "rb") as f:
-            model = pickle.load(f)  # noqa: S301 - trusted local file, see docstring
+            model = pickle.load(f)  # nosec B301 - an operator-named file, see docstring
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError,
             ValueError, TypeError) as exc:
         raise InvalidModelError(f"{pickle_path} is not a loadable pickle: {exc}")
