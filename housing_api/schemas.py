@@ -34,6 +34,15 @@ class WholeNumber(fields.Integer):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class StrictBoolean(fields.Boolean):
+    """A JSON true or false; 0, 1 and "yes" are refused."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class Zipcode(fields.String):
     """A 5-digit US zipcode, as a string or an integer; always a string."""
 
@@ -368,7 +377,7 @@ class TrainRequestSchema(Schema):
         load_default="lightgbm", validate=validate.OneOf(["reference", "lightgbm"]),
         metadata={"description": "Which model to train."},
     )
-    activate = fields.Boolean(
+    activate = StrictBoolean(
         load_default=False,
         metadata={"description": "Activate the new version if its holdout "
                                  "metrics are no worse than the active one's."},
