@@ -10,6 +10,8 @@ import signal
 import threading
 import time
 
+from gunicorn import glogging
+
 # One native thread per worker: the workers are the parallelism. Default
 # thread pools (one per core in every worker) cut throughput ~30x here.
 # Set before the app (and numpy) is imported by preload_app.
@@ -33,6 +35,27 @@ keepalive = 5
 # swap under load (2 -> 4.5 s measured), and its default path is shared by
 # every instance of the user. Operators use the admin API and signals.
 control_socket_disable = True
+
+
+class JsonLogger(glogging.Logger):
+    """Gunicorn's own lines in the app's format: one JSON object per line
+    (``HOUSING_LOG_FORMAT=text`` for local development).
+
+    Not ``logconfig_dict``: Gunicorn re-applies it on every HUP, and its
+    defaults would replace the root logger's handler, the app's, too.
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        from housing_api.logs import formatter
+
+        fmt = formatter(os.environ.get("HOUSING_LOG_FORMAT", "json"))
+        for handler in self.error_log.handlers + self.access_log.handlers:
+            if getattr(handler, "_gunicorn", False):
+                handler.setFormatter(fmt)
+
+
+logger_class = JsonLogger
 
 log = logging.getLogger("gunicorn.error")
 
@@ -111,3 +134,12 @@ def post_fork(server, worker):
     if any(n != 1 for n in pools.values()):
         log.warning("worker %s: native thread pools not limited: %s",
                     worker.pid, pools)
+
+
+def child_exit(server, worker):
+    # Drop the dead worker's live gauges (housing_model_info) from /metrics;
+    # its counters and histograms stay, so totals survive rolling reloads.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -59,8 +59,11 @@ def create_app(test_config=None):
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
 
-    limits.init_app(app)
+    # Metrics first: their before_request starts the clock that their
+    # after_request needs, and the limiter's before_request raises the 429
+    # that would otherwise skip it (refused requests would not be counted).
     service_metrics = metrics.init_app(app)
+    limits.init_app(app)
 
     state = ModelState(ModelStore(app.config["MODEL_DIR"]), service_metrics)
     app.extensions["housing"] = state
