@@ -65,7 +65,9 @@ def create_app(test_config=None):
     service_metrics = metrics.init_app(app)
     limits.init_app(app)
 
-    state = ModelState(ModelStore(app.config["MODEL_DIR"]), service_metrics)
+    state = ModelState(
+        ModelStore(app.config["MODEL_DIR"], lean=app.config["LEAN_INFERENCE"]),
+        service_metrics)
     app.extensions["housing"] = state
     try:
         state.reload()

@@ -55,3 +55,7 @@ ADMIN_RATE_LIMIT = "30 per minute"
 RATELIMIT_ENABLED = True
 #: Comma-separated networks allowed to read /metrics; empty allows all.
 METRICS_ALLOWED_NETWORKS = ""
+#: Serve through housing_api.lean: the same predictions, bit for bit, without
+#: the libraries' per-call overhead. False serves through the libraries'
+#: own predict (the fallback, and the baseline in the benchmark).
+LEAN_INFERENCE = True

@@ -15,6 +15,7 @@ swept up by the next publish. No Flask here.
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,8 @@ from filelock import FileLock
 from . import artifacts
 from .features import Demographics, UnknownFeatureSetError, get_feature_set
 from .predictor import Predictor
+
+log = logging.getLogger(__name__)
 
 #: Version names: safe as a path segment and in a URL, sortable by time.
 VERSION_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,79}$")
@@ -111,8 +114,10 @@ def _replace_atomically(path: Path, data: bytes) -> None:
 class ModelStore:
     """Versions on disk under ``root``; see the module docstring."""
 
-    def __init__(self, root: Path, lock_timeout: float = 30.0):
+    def __init__(self, root: Path, lock_timeout: float = 30.0, lean: bool = True):
         self.root = Path(root)
+        #: Serve through housing_api.lean where it reproduces the library.
+        self.lean = lean
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "CURRENT"
         self.history_file = self.root / "history.json"
@@ -362,6 +367,8 @@ class ModelStore:
             estimator = artifacts.load(
                 artifact["format"], folder / artifact["file"], len(expected)
             )
+            if self.lean:
+                estimator = _lean(estimator, version)
             extra = {}
             if context_file:
                 extra["context"] = _load_context(feature_set, folder / context_file)
@@ -388,6 +395,21 @@ def _load_context(feature_set, path: Path):
         return feature_set.load_context(path)
     except Exception as exc:
         raise InvalidModelError(f"cannot load {path.name}: {exc}") from exc
+
+
+def _lean(estimator, version: str):
+    """The lean equivalent of ``estimator``, or ``estimator`` if it has none."""
+    try:
+        from .lean import UnsupportedModel, make_lean
+    except ImportError as exc:  # private library internals moved
+        log.warning("lean inference unavailable (%s); serving %s through the "
+                    "library", exc, version)
+        return estimator
+    try:
+        return make_lean(estimator)
+    except UnsupportedModel as exc:
+        log.info("serving %s through the library: %s", version, exc)
+        return estimator
 
 
 def _context_file(metadata: Mapping) -> str | None:

@@ -159,3 +159,21 @@ def test_search_picks_the_lowest_cv_mape_and_writes_every_result(tmp_path,
     assert len(written["results"]) == 2 * 2  # 2 candidates x 2 round counts
     best = min(written["results"], key=lambda r: r["mape_mean"])
     assert chosen == {**best["params"], "num_boost_round": best["num_boost_round"]}
+
+
+def test_lean_and_library_boosters_serve_the_same_prices(boosted_store, homes):
+    from housing_api.lean import LeanBooster
+
+    answers = {}
+    for lean in (True, False):
+        app = create_app({"TESTING": True, "MODEL_DIR": boosted_store,
+                          "RATELIMIT_ENABLED": False, "LEAN_INFERENCE": lean})
+        estimator = app.extensions["housing"].predictor.estimator
+        assert isinstance(estimator, LeanBooster) is lean
+        client = app.test_client()
+        answers[lean] = (
+            client.post("/v1/predict/batch", json={"instances": homes}).get_json()
+            ["predictions"],
+            [client.post("/v1/predict", json=h).get_json()["prediction"]
+             for h in homes])
+    assert answers[True] == answers[False]

@@ -86,3 +86,22 @@ def test_train_command_reports_and_activates(runner, store):
     assert result.exit_code == 0, result.output
     assert "holdout R2 0.7281" in result.output
     assert store.current() != before
+
+
+def test_lean_and_library_paths_serve_the_same_prices(model_dir, homes):
+    from housing_api import create_app
+    from housing_api.lean import LeanKNN
+
+    answers = {}
+    for lean in (True, False):
+        app = create_app({"TESTING": True, "MODEL_DIR": model_dir,
+                          "RATELIMIT_ENABLED": False, "LEAN_INFERENCE": lean})
+        estimator = app.extensions["housing"].predictor.estimator
+        assert isinstance(estimator, LeanKNN) is lean
+        client = app.test_client()
+        answers[lean] = (
+            client.post("/v1/predict/batch", json={"instances": homes}).get_json()
+            ["predictions"],
+            [client.post("/v1/predict", json=h).get_json()["prediction"]
+             for h in homes])
+    assert answers[True] == answers[False]
