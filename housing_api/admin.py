@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from werkzeug.routing import BaseConverter
 
-from . import jobs
+from . import artifacts, jobs
 from .errors import Blueprint
 from .features import UnknownFeatureSetError, get_feature_set
 from .model_store import (
@@ -168,6 +168,7 @@ class Models(MethodView):
         context = files.get("context")
         if context:
             payload.update(_context_payload(metadata, context))
+        _screen(metadata["artifact"], payload)
         store = _state().store
         try:
             version = store.publish(
@@ -177,6 +178,18 @@ class Models(MethodView):
             _store_errors(exc)
         return {"version": version}, 201, {
             "Location": url_for("admin.ModelVersion", version=version)}
+
+
+def _screen(artifact, payload) -> None:
+    """Refuse unsafe uploads from their bytes, before anything is written."""
+    try:
+        for name, data in payload.items():
+            if name == str(artifact.get("file")):
+                artifacts.screen(str(artifact.get("format")), data)
+            elif name != DEMOGRAPHICS:
+                artifacts.screen_zip(data, name)
+    except artifacts.ArtifactError as exc:
+        abort(422, message=f"The model version was refused: {exc}")
 
 
 def _context_payload(metadata, context) -> dict:

@@ -3,6 +3,7 @@
 skops files are loaded with a fixed allowlist of types, never with whatever
 the file itself asks to trust. Pickle is not a format here.
 """
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -47,14 +48,18 @@ def dump_skops(estimator) -> bytes:
     return sio.dumps(estimator)
 
 
-def _read_schema(path: Path) -> dict:
+def _check_expansion(zf: zipfile.ZipFile, what: str) -> None:
+    infos = zf.infolist()
+    size = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos) or 1
+    if size > MAX_UNCOMPRESSED_BYTES or size / packed > MAX_COMPRESSION_RATIO:
+        raise ArtifactError(f"{what} expands too much (zip bomb?)")
+
+
+def _read_schema(path) -> dict:
     try:
         with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            size = sum(i.file_size for i in infos)
-            packed = sum(i.compress_size for i in infos) or 1
-            if size > MAX_UNCOMPRESSED_BYTES or size / packed > MAX_COMPRESSION_RATIO:
-                raise ArtifactError("skops file expands too much (zip bomb?)")
+            _check_expansion(zf, "skops file")
             return json.loads(zf.read("schema.json"))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         if isinstance(exc, ArtifactError):
@@ -75,12 +80,15 @@ def _schema_types(node, found: set) -> set:
     return found
 
 
-def load_skops(path: Path, n_features: int):
-    """Load a scikit-learn regressor, refusing types outside the allowlist."""
-    refused = sorted(_schema_types(_read_schema(path), set())
-                     - set(SKOPS_ALLOWED_TYPES))
+def _refuse_types(schema: dict) -> None:
+    refused = sorted(_schema_types(schema, set()) - set(SKOPS_ALLOWED_TYPES))
     if refused:
         raise ArtifactError(f"skops file contains disallowed types: {refused}")
+
+
+def load_skops(path: Path, n_features: int):
+    """Load a scikit-learn regressor, refusing types outside the allowlist."""
+    _refuse_types(_read_schema(path))
     try:
         # skops audits the tree again, against its defaults plus ours.
         estimator = sio.load(path, trusted=list(SKOPS_ESTIMATOR_TYPES))
@@ -142,6 +150,28 @@ def load_lightgbm(path: Path, n_features: int):
 
 
 LOADERS = {"skops": load_skops, "lightgbm": load_lightgbm}
+
+
+def screen(fmt: str, data: bytes) -> None:
+    """Refuse an uploaded artifact from its bytes alone, before it is written.
+
+    What loading would refuse as unsafe, as far as it needs no file: an
+    unknown format, and a skops file that is no zip, expands too much or
+    names a type outside the allowlist. Loading checks everything again.
+    """
+    if fmt not in LOADERS:
+        raise ArtifactError(f"unknown artifact format {fmt!r}")
+    if fmt == "skops":
+        _refuse_types(_read_schema(io.BytesIO(data)))
+
+
+def screen_zip(data: bytes, what: str) -> None:
+    """Refuse a zip (an .npz context file) that would expand too much."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            _check_expansion(zf, what)
+    except zipfile.BadZipFile:
+        pass  # not a zip: whatever reads it refuses it when the version loads
 
 
 def load(fmt: str, path: Path, n_features: int):
