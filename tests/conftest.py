@@ -70,3 +70,19 @@ def homes():
 @pytest.fixture
 def home(homes):
     return dict(homes[0])
+
+
+def assert_served_alike(model_dir, homes, lean_type):
+    """The lean and the library path answer every home identically."""
+    answers = {}
+    for lean in (True, False):
+        app = create_app({"TESTING": True, "MODEL_DIR": model_dir,
+                          "RATELIMIT_ENABLED": False, "LEAN_INFERENCE": lean})
+        estimator = app.extensions["housing"].predictor.estimator
+        assert isinstance(estimator, lean_type) is lean
+        client = app.test_client()
+        batch = client.post("/v1/predict/batch", json={"instances": homes})
+        singles = [client.post("/v1/predict", json=h).get_json()["prediction"]
+                   for h in homes]
+        answers[lean] = (batch.get_json()["predictions"], singles)
+    assert answers[True] == answers[False]

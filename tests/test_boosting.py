@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import DATA_DIR, TOKEN
+from conftest import DATA_DIR, TOKEN, assert_served_alike
 from housing_api import boosting, create_app
 from housing_api.features import Demographics
 from housing_api.model_store import InvalidModelError, ModelStore
@@ -164,16 +164,4 @@ def test_search_picks_the_lowest_cv_mape_and_writes_every_result(tmp_path,
 def test_lean_and_library_boosters_serve_the_same_prices(boosted_store, homes):
     from housing_api.lean import LeanBooster
 
-    answers = {}
-    for lean in (True, False):
-        app = create_app({"TESTING": True, "MODEL_DIR": boosted_store,
-                          "RATELIMIT_ENABLED": False, "LEAN_INFERENCE": lean})
-        estimator = app.extensions["housing"].predictor.estimator
-        assert isinstance(estimator, LeanBooster) is lean
-        client = app.test_client()
-        answers[lean] = (
-            client.post("/v1/predict/batch", json={"instances": homes}).get_json()
-            ["predictions"],
-            [client.post("/v1/predict", json=h).get_json()["prediction"]
-             for h in homes])
-    assert answers[True] == answers[False]
+    assert_served_alike(boosted_store, homes, LeanBooster)

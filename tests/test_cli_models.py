@@ -4,11 +4,8 @@ import pickle
 
 import pandas as pd
 import pytest
-from sklearn.model_selection import train_test_split
-from sklearn.neighbors import KNeighborsRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import RobustScaler
 
+import reference_script
 from conftest import DATA_DIR
 from housing_api import create_app
 from housing_api import training
@@ -94,21 +91,10 @@ def test_delete(runner, store, second):
 
 def sound_realty_script(out_dir):
     """What Sound Realty's create_model.py writes: model.pkl, model_features.json."""
-    columns = ["price", "bedrooms", "bathrooms", "sqft_living", "sqft_lot",
-               "floors", "sqft_above", "sqft_basement", "zipcode"]
-    sales = pd.read_csv(DATA_DIR / "kc_house_data.csv", usecols=columns,
-                        dtype={"zipcode": str})
-    demographics = pd.read_csv(DATA_DIR / "zipcode_demographics.csv",
-                               dtype={"zipcode": str})
-    merged = sales.merge(demographics, how="left", on="zipcode").drop(
-        columns="zipcode")
-    y = merged.pop("price")
-    x_train, _, y_train, _ = train_test_split(merged, y, random_state=42)
-    model = make_pipeline(RobustScaler(), KNeighborsRegressor()).fit(x_train, y_train)
     with open(out_dir / "model.pkl", "wb") as f:
-        pickle.dump(model, f)
+        pickle.dump(reference_script.knn_pipeline(), f)
     with open(out_dir / "model_features.json", "w") as f:
-        json.dump(list(x_train.columns), f)
+        json.dump(list(reference_script.load()[0].columns), f)
     return out_dir / "model.pkl", out_dir / "model_features.json"
 
 

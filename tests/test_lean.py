@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import RobustScaler, StandardScaler
 from threadpoolctl import threadpool_limits
 
-import lean_data as refdata
+import reference_script as refdata
 from housing_api.lean import LeanBooster, LeanKNN, UnsupportedModel
 
 # Library calls get ndarrays, so silence the feature-names warning.

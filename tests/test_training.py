@@ -1,40 +1,18 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.model_selection import train_test_split
-from sklearn.neighbors import KNeighborsRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import RobustScaler
 
-from conftest import DATA_DIR
+import reference_script
+from conftest import DATA_DIR, assert_served_alike
 from housing_api.model_store import ModelStore
 from housing_api.training import train_version
 
 
-def reference_script_model():
-    """Sound Realty's create_model.py, step for step."""
-    columns = ["price", "bedrooms", "bathrooms", "sqft_living", "sqft_lot",
-               "floors", "sqft_above", "sqft_basement", "zipcode"]
-    data = pd.read_csv(DATA_DIR / "kc_house_data.csv", usecols=columns,
-                       dtype={"zipcode": str})
-    demographics = pd.read_csv(DATA_DIR / "zipcode_demographics.csv",
-                               dtype={"zipcode": str})
-    merged = data.merge(demographics, how="left", on="zipcode").drop(
-        columns="zipcode")
-    y = merged.pop("price")
-    x_train, _, y_train, _ = train_test_split(merged, y, random_state=42)
-    model = make_pipeline(RobustScaler(), KNeighborsRegressor()).fit(x_train, y_train)
-    return model, list(x_train.columns), demographics
-
-
 def test_served_prices_equal_the_reference_script(client, homes):
-    model, features, demographics = reference_script_model()
-    future = pd.read_csv(DATA_DIR / "future_unseen_examples.csv",
-                         dtype={"zipcode": str})
-    expected = model.predict(
-        future.merge(demographics, how="left", on="zipcode")[features])
+    x_train, _, _, _, future = reference_script.load()
+    features = list(x_train.columns)
+    expected = reference_script.knn_pipeline().predict(future)
 
     served = [client.post("/v1/predict", json=h).get_json()["prediction"]
               for h in homes]
@@ -89,19 +67,6 @@ def test_train_command_reports_and_activates(runner, store):
 
 
 def test_lean_and_library_paths_serve_the_same_prices(model_dir, homes):
-    from housing_api import create_app
     from housing_api.lean import LeanKNN
 
-    answers = {}
-    for lean in (True, False):
-        app = create_app({"TESTING": True, "MODEL_DIR": model_dir,
-                          "RATELIMIT_ENABLED": False, "LEAN_INFERENCE": lean})
-        estimator = app.extensions["housing"].predictor.estimator
-        assert isinstance(estimator, LeanKNN) is lean
-        client = app.test_client()
-        answers[lean] = (
-            client.post("/v1/predict/batch", json={"instances": homes}).get_json()
-            ["predictions"],
-            [client.post("/v1/predict", json=h).get_json()["prediction"]
-             for h in homes])
-    assert answers[True] == answers[False]
+    assert_served_alike(model_dir, homes, LeanKNN)
