@@ -1,4 +1,4 @@
-"""The reference pipeline and a LightGBM booster on the same data (lean tests)."""
+"""Sound Realty's create_model.py, step for step, and a booster on its data."""
 
 from functools import lru_cache
 from pathlib import Path
