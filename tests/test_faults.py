@@ -481,3 +481,70 @@ def test_a_disk_that_refuses_writes(small_disk, trained_store, home):
         "version"] == second
     print(f"\ndisk refusing writes: {len(seen)} operations refused with 503, "
           f"store unchanged after each")
+
+
+# --- versions that would fail later, and training jobs that die -------------
+
+def test_a_version_whose_interval_would_fail_some_homes_is_refused(
+        client, admin_headers, store, home):
+    # Fewer interval bands than its edges need: every future example falls
+    # in the first bands, so only expensive homes would hit the hole (500).
+    files, metadata = payload(store)
+    metadata["interval"] = {"level": 0.8, "edges": [3e6], "lower": [-0.2],
+                            "upper": [0.2]}
+    before = sorted(p.name for p in store.versions_dir.iterdir())
+    boundary, body = encode_multipart(MultiDict({
+        "artifact": FileStorage(io.BytesIO(files["model.skops"]), "a"),
+        "metadata": FileStorage(io.BytesIO(json.dumps(metadata).encode()), "m")}))
+    response = client.post("/admin/models", data=body, headers=admin_headers,
+                           content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 422
+    assert "interval needs" in response.get_json()["message"]
+    assert sorted(p.name for p in store.versions_dir.iterdir()) == before
+
+
+def _children(command: bytes) -> list[int]:
+    """Pids of this process's children running ``command``."""
+    found = []
+    for pid in worker_pids(os.getpid()):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(command):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_killed_training_job_frees_its_slot(model_dir, tmp_path, monkeypatch):
+    from housing_api import jobs
+
+    # A stand-in for the training process that runs until killed.
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(jobs.sys, "executable", str(fake))
+    client = create_app({"TESTING": True, "MODEL_DIR": model_dir,
+                         "DATA_DIR": DATA_DIR, "ADMIN_TOKENS": TOKEN,
+                         "RATELIMIT_ENABLED": False,
+                         "MAX_TRAINING_JOBS": 1}).test_client()
+
+    def train():
+        return client.post("/admin/models/train", json={"algorithm": "reference"},
+                           headers=ADMIN)
+
+    first = train()
+    assert first.status_code == 202
+    assert train().status_code == 409  # the slot is held by the job's process
+    [pid] = _children(b"sleep\0")
+    os.kill(pid, signal.SIGKILL)
+    job = first.headers["Location"]
+    deadline = time.monotonic() + 10
+    while client.get(job, headers=ADMIN).get_json()["state"] != "failed":
+        assert time.monotonic() < deadline, "the job was not marked failed"
+        time.sleep(0.05)
+    assert "exited with status -9" in client.get(job, headers=ADMIN).get_json()[
+        "reason"]
+    again = train()  # the dead job's slot is free again
+    assert again.status_code == 202
+    for pid in _children(b"sleep\0"):
+        os.kill(pid, signal.SIGKILL)
