@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install serve train test lint clean
+.PHONY: install serve train test lint clean bench
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ train: install
 test: install
 	python -m pytest
 	tests/smoke.sh
+
+## bench: the service against a minimal Flask app on the same Gunicorn,
+## written to docs/benchmarks.md (about 20 minutes; BENCH_ARGS=--quick to try)
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "make bench needs wrk, the HTTP load generator. Install it with:" >&2; \
+		echo "    sudo apt-get install wrk" >&2; exit 1; }
+	python bench/bench.py $(BENCH_ARGS)
 
 lint: install
 	flake8 housing_api tests wsgi.py gunicorn.conf.py

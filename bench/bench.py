@@ -1,0 +1,1118 @@
+"""make bench: the service measured against its own ceiling, side by side.
+
+Everything runs on this machine, started the way production starts:
+``deploy/entrypoint.sh`` (hence ``gunicorn.conf.py``: sync workers, preload,
+GC freeze, one native thread per worker), ``WEB_CONCURRENCY`` workers, each
+server on its own free loopback port with its own copy of the model store.
+
+* The ceiling (``bench/ceiling.py``) is the smallest Flask app that parses the
+  same JSON body and answers a constant JSON object, on the same Gunicorn
+  configuration. ``wrk`` (``bench/post_rows.lua``) posts the 100 rows of
+  ``data/future_unseen_examples.csv`` in interleaved rounds: ceiling,
+  service, ceiling, service, ...; each round's service/ceiling ratio compares
+  two runs made a few seconds apart, so the shared machine's load drifts
+  little between them.
+* ``/v1/predict`` with the reference model and with the boosted model active,
+  at each connection count; ``/v1/predict/batch`` with 1,000-row JSON bodies
+  against the same model's own batch predict in-process (``inprocess.py``,
+  as many single-thread processes as busy workers); USS/PSS of the master and
+  each worker after ``--memory-requests`` requests, for each worker count;
+  time from start to ``/health/ready``; time for an activation (admin API,
+  and the store/CLI path through the master's pointer watcher) to reach
+  every worker; CPU per request in-process and a profile of where it goes
+  (``profile_app.py``).
+* Rate limits are off (``HOUSING_RATELIMIT_ENABLED=false``): at 50 requests
+  per second per client they would cap the benchmark, not measure it. Every
+  other setting is the production default (``HOUSING_*`` variables of the
+  caller's environment and ``instance/config.py`` are not used), including
+  one JSON log line per request at INFO; the same service with
+  ``HOUSING_LOG_LEVEL=WARNING`` is measured alongside to show what that line
+  costs.
+
+Writes the report to ``docs/benchmarks.md`` (``--out``) and prints it.
+"""
+import argparse
+import csv
+import http.client
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timezone
+from importlib import metadata as pkg_metadata
+from pathlib import Path
+from typing import NamedTuple
+
+import memstat
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT / "data"
+LUA = HERE / "post_rows.lua"
+ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
+CEILING_APP = "bench.ceiling:create_app()"
+
+REFERENCE = "reference-knn"
+BOOSTED = "lightgbm-neighbourhood"
+MODELS = (REFERENCE, BOOSTED)
+LABELS = {REFERENCE: "reference (k-NN)", BOOSTED: "boosted (LightGBM)"}
+
+#: Issue 6's targets.
+MIN_PREDICT_RATIO = 0.5
+MAX_P99_RATIO = 2.0
+MIN_BATCH_RATIO = 0.8
+MAX_EXTRA_USS_MB = 15.0
+MAX_READY_S = 3.0
+MAX_ACTIVATION_S = 3.0
+
+FULL = {"rounds": 3, "duration": 10, "warmup": 3, "memory_requests": 10_000,
+        "starts": 3, "activations": 4, "cli_activations": 2,
+        "profile_requests": 2000}
+QUICK = {"rounds": 2, "duration": 2, "warmup": 1, "memory_requests": 1_000,
+         "starts": 1, "activations": 2, "cli_activations": 1,
+         "profile_requests": 300}
+#: Requests that must name the new version in a row, each on a new
+#: connection, before an activation counts as converged.
+CONVERGED_STREAK = 20
+MB = 1e6
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- HTTP, with a new connection for every request --------------------------
+
+def call(url: str, method: str, path: str, body=None, headers=None,
+         timeout: float = 10.0):
+    """Return (status, decoded JSON or text) of one request on a new
+    connection (so that consecutive requests may reach different workers)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        hdrs = {"Content-Type": "application/json"} if data else {}
+        conn.request(method, path, body=data, headers={**hdrs, **(headers or {})})
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(raw)
+    except ValueError:
+        return response.status, raw.decode(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- Servers ----------------------------------------------------------------
+
+class Server(NamedTuple):
+    label: str
+    url: str
+    pid: int
+    store: Path
+    log: Path
+    workers: int
+    ready_s: float
+
+
+def server_env(store: Path, tmp: Path, port: int, workers: int,
+               extra: dict) -> dict:
+    """Production's environment: only what a deployment sets, plus ``extra``.
+
+    The caller's HOUSING_* and Gunicorn variables are dropped so that the
+    numbers do not depend on whoever runs the benchmark.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HOUSING_", "GUNICORN_"))
+           and k not in ("WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")}
+    env.update({
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOUSING_MODEL_DIR": str(store),
+        "HOUSING_DATA_DIR": str(DATA),
+        # An empty instance folder: the defaults, not a local config.py.
+        "HOUSING_INSTANCE_PATH": str(tmp / "instance"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+        "WEB_CONCURRENCY": str(workers),
+        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
+        "HOUSING_RATELIMIT_ENABLED": "false",
+    })
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def gunicorn(label: str, store: Path, *, app: str | None = None,
+             workers: int = 2, env: dict | None = None,
+             expect_version: str | None = None, timeout: float = 120):
+    """Start ``deploy/entrypoint.sh`` (the service, or ``app``); yield a
+    :class:`Server` once ``/health/ready`` answers 200 (naming
+    ``expect_version`` if given); stop it, and only it, afterwards."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-gunicorn-") as tmp:
+        tmp = Path(tmp)
+        log = tmp / "gunicorn.log"
+        full_env = server_env(store, tmp, port, workers, env or {})
+        url = f"http://127.0.0.1:{port}"
+        with open(log, "wb") as out:
+            started = time.monotonic()
+            process = subprocess.Popen(
+                [str(ENTRYPOINT), *([app] if app else [])], cwd=ROOT,
+                env=full_env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            ready_s = wait_ready(url, process, log, started, expect_version,
+                                 timeout)
+            yield Server(label, url, process.pid, store, log, workers, ready_s)
+        finally:
+            stop(process)
+
+
+def wait_ready(url, process, log, started, expect_version, timeout) -> float:
+    """Poll ``/health/ready`` every 10 ms; return seconds since ``started``."""
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}:\n"
+                               + log.read_text(errors="replace")[-4000:])
+        try:
+            status, body = call(url, "GET", "/health/ready", timeout=2)
+        except OSError:
+            status = None
+        if status == 200 and (expect_version is None
+                              or body["model"]["version"] == expect_version):
+            return time.monotonic() - started
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} not ready in {timeout:g} s:\n"
+                       + log.read_text(errors="replace")[-4000:])
+
+
+def stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    """TERM the master (graceful), then KILL its own process group."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# -- Models and request bodies ------------------------------------------------
+
+def newest_versions(model_dir: Path) -> dict:
+    """{model name: newest version} of the versions stored in ``model_dir``."""
+    found = {}
+    for folder in sorted((model_dir / "versions").glob("*")):
+        try:
+            meta = json.loads((folder / "metadata.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("name") in MODELS:
+            found[meta["name"]] = folder.name  # names sort by creation time
+    return found
+
+
+def prepare_models(args, work: Path) -> tuple[Path, dict, str]:
+    """A private store with both models: copied from ``--model-dir`` when it
+    holds both, else trained with ``housing-api train``."""
+    source = work / "source"
+    found = {} if args.train else newest_versions(args.model_dir)
+    if all(name in found for name in MODELS):
+        for version in found.values():
+            shutil.copytree(args.model_dir / "versions" / version,
+                            source / "versions" / version)
+        how = f"copied from {args.model_dir}"
+    else:
+        say(f"training both models into {source} (a few minutes)")
+        env = {k: v for k, v in os.environ.items()
+               if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update(HOUSING_MODEL_DIR=str(source), HOUSING_DATA_DIR=str(DATA))
+        subprocess.run([str(Path(sys.executable).parent / "housing-api"),
+                        "train"], cwd=ROOT, env=env, check=True)
+        found = newest_versions(source)
+        how = "trained by `housing-api train` for this run"
+    from housing_api.model_store import ModelStore
+
+    store = ModelStore(source)
+    for name in MODELS:
+        store.load(found[name])  # checksums and features, before any server
+    store.activate(found[BOOSTED])
+    return source, {name: found[name] for name in MODELS}, how
+
+
+def store_copy(source: Path, versions: dict, active: str, work: Path) -> Path:
+    """A store of its own for one server, with ``active`` as CURRENT."""
+    from housing_api.model_store import ModelStore
+
+    dest = Path(tempfile.mkdtemp(prefix="store-", dir=work))
+    for version in versions.values():
+        shutil.copytree(source / "versions" / version,
+                        dest / "versions" / version)
+    ModelStore(dest).activate(versions[active])
+    return dest
+
+
+def _number(text: str):
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+def write_bodies(work: Path, batch_rows: int) -> tuple[Path, Path, list]:
+    """One JSON body per line for each row of future_unseen_examples.csv
+    (zipcode as a string, as the API documents it), and one batch body of
+    ``batch_rows`` homes (those rows, repeated)."""
+    with open(DATA / "future_unseen_examples.csv", newline="") as f:
+        rows = [{k: (v if k == "zipcode" else _number(v)) for k, v in r.items()}
+                for r in csv.DictReader(f)]
+    single = work / "rows.jsonl"
+    single.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
+                              for r in rows))
+    homes = [rows[i % len(rows)] for i in range(batch_rows)]
+    batch = work / "batch.jsonl"
+    batch.write_text(json.dumps({"instances": homes},
+                                separators=(",", ":")) + "\n")
+    return single, batch, rows
+
+
+# -- Load -------------------------------------------------------------------
+
+def wrk(args, url: str, path: str, bodies: Path, connections: int,
+        duration: int) -> dict:
+    """One wrk run with post_rows.lua; its JSON line, plus the load average."""
+    threads = max(1, min(args.wrk_threads, connections))
+    cmd = [args.wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s",
+           "--timeout", "10s", "-s", str(LUA), url, "--", path, str(bodies)]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          timeout=duration + 120)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n"
+                           f"{proc.stderr}")
+    result = json.loads(lines[-1])
+    result["load1"] = os.getloadavg()[0]
+    return result
+
+
+def check_predict(server: Server, row: dict, model: str | None) -> None:
+    status, body = call(server.url, "POST", "/v1/predict", row)
+    if status != 200 or (model and body["model"]["name"] != model):
+        raise RuntimeError(f"{server.label}: POST /v1/predict -> {status} "
+                           f"{body}")
+
+
+def short(result: dict) -> str:
+    errors = f", {result['errors']} ERRORS" if result["errors"] else ""
+    return (f"{result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
+            f"p99 {result['p99_ms']:.2f} ms{errors}")
+
+
+class Variant(NamedTuple):
+    label: str
+    env: dict
+    production: bool
+
+
+def service_variants(args) -> tuple[list[Variant], bool | None]:
+    """The service as deployed, plus the variants measured alongside it."""
+    from housing_api import config
+
+    variants = []
+    lean_default = None
+    if hasattr(config, "LEAN_INFERENCE"):
+        lean_default = bool(config.LEAN_INFERENCE)
+        for lean in (lean_default, not lean_default):
+            flag = "true" if lean else "false"
+            variants.append(Variant(
+                f"service, lean={flag}" + (" (default)" if lean == lean_default
+                                           else ""),
+                {"HOUSING_LEAN_INFERENCE": flag}, lean == lean_default))
+    else:
+        variants.append(Variant("service", {}, True))
+    if args.log_variant:
+        variants.append(Variant("service, log level WARNING",
+                                {**variants[0].env, "HOUSING_LOG_LEVEL": "WARNING"},
+                                False))
+    return variants, lean_default
+
+
+# -- Phases -------------------------------------------------------------------
+
+def bench_predict(args, ctx, model: str, ceiling: Server) -> dict:
+    """Interleaved rounds on /v1/predict: ceiling, then each service variant."""
+    results = {}
+    with ExitStack() as stack:
+        sides = [ceiling]
+        for variant in ctx["variants"]:
+            store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+            sides.append(stack.enter_context(gunicorn(
+                variant.label, store, workers=args.workers, env=variant.env,
+                expect_version=ctx["versions"][model])))
+        for side in sides:
+            check_predict(side, ctx["rows"][0],
+                          None if side is ceiling else model)
+            wrk(args, side.url, "/v1/predict", ctx["single"], 16, args.warmup)
+        for c in args.connections:
+            rounds = results.setdefault(str(c), [])
+            for r in range(args.rounds):
+                row = {}
+                for side in sides:
+                    row[side.label] = wrk(args, side.url, "/v1/predict",
+                                          ctx["single"], c, args.duration)
+                    say(f"  predict {model} c={c} round {r + 1}/{args.rounds} "
+                        f"{side.label}: {short(row[side.label])}")
+                rounds.append(row)
+    return results
+
+
+def lean_option(ctx) -> list[str]:
+    """inprocess.py's --lean for the production variant, if there is one."""
+    production = next(v for v in ctx["variants"] if v.production)
+    lean = production.env.get("HOUSING_LEAN_INFERENCE")
+    return [] if lean is None else ["--lean", lean]
+
+
+class InProcess:
+    """``n`` single-thread processes running inprocess.py, in step."""
+
+    def __init__(self, args, ctx, model: str, n: int):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "MKL_NUM_THREADS": "1"}
+        self.procs = [subprocess.Popen(
+            [sys.executable, str(HERE / "inprocess.py"),
+             "--model-dir", str(ctx["source"]),
+             "--version", ctx["versions"][model],
+             "--bodies", str(ctx["batch"]), "--duration", str(args.duration),
+             *lean_option(ctx)],
+            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True) for _ in range(n)]
+        self.info = [self._line(p) for p in self.procs]
+
+    @staticmethod
+    def _line(proc) -> dict:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"inprocess.py exited with {proc.wait()}")
+        return json.loads(line)
+
+    def run(self) -> dict:
+        for p in self.procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        each = [self._line(p) for p in self.procs]
+        return {"rows_per_s": sum(e["rows_per_s"] for e in each),
+                "ms_per_call": statistics.mean(e["ms_per_call"] for e in each),
+                "processes": each, "load1": os.getloadavg()[0]}
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.stdin.close()
+            p.wait(30)
+
+
+def bench_batch(args, ctx, model: str) -> dict:
+    """Interleaved rounds: in-process batch predict, then the batch endpoint
+    at the same number of busy processes (one native thread each)."""
+    rows = args.batch_rows
+    store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+    results = {}
+    with gunicorn("service", store, workers=args.workers,
+                  expect_version=ctx["versions"][model]) as server:
+        body = json.loads(ctx["batch"].read_text())
+        status, answer = call(server.url, "POST", "/v1/predict/batch", body)
+        if status != 200 or answer["count"] != rows:
+            raise RuntimeError(f"batch request -> {status}")
+        wrk(args, server.url, "/v1/predict/batch", ctx["batch"], 1, args.warmup)
+        for c in args.batch_connections:
+            pool = InProcess(args, ctx, model, c)
+            try:
+                rounds = results.setdefault(str(c), [])
+                for r in range(args.rounds):
+                    inproc = pool.run()
+                    say(f"  batch {model} c={c} round {r + 1}/{args.rounds} "
+                        f"in-process: {inproc['rows_per_s']:,.0f} rows/s")
+                    svc = wrk(args, server.url, "/v1/predict/batch",
+                              ctx["batch"], c, args.duration)
+                    svc["rows_per_s"] = svc["rps"] * rows
+                    say(f"  batch {model} c={c} round {r + 1}/{args.rounds} "
+                        f"service: {svc['rows_per_s']:,.0f} rows/s "
+                        f"({short(svc)})")
+                    rounds.append({"in-process": inproc, "service": svc,
+                                   "threads": pool.info[0]["threads"],
+                                   "estimator": pool.info[0]["estimator"]})
+            finally:
+                pool.close()
+    return results
+
+
+def bench_memory(args, ctx, model: str) -> dict:
+    """USS/PSS of the master and each worker after ``memory_requests``."""
+    results = {}
+    for workers in args.memory_workers:
+        store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+        with gunicorn("service", store, workers=workers,
+                      expect_version=ctx["versions"][model]) as server:
+            total, rps = 0, 500.0
+            while total < args.memory_requests:
+                seconds = max(1, min(10, round((args.memory_requests - total)
+                                               / rps + 0.5)))
+                run = wrk(args, server.url, "/v1/predict", ctx["single"], 16,
+                          seconds)
+                if run["errors"]:
+                    raise RuntimeError(f"memory run: {run['errors']} errors")
+                total += run["requests"]
+                rps = max(run["rps"], 1.0)
+            time.sleep(1)
+            mem = memstat.tree(server.pid)
+            if len(mem["workers"]) != workers:
+                raise RuntimeError(f"expected {workers} workers, found "
+                                   f"{sorted(mem['workers'])}")
+            results[str(workers)] = {"requests": total, **mem}
+            say(f"  memory {model} {workers} workers after {total} requests: "
+                + ", ".join(f"{w} USS {m['uss_kib'] / 1024:.1f} MiB"
+                            for w, m in mem["workers"].items()))
+    return results
+
+
+def bench_ready(args, ctx, model: str) -> list[float]:
+    times = []
+    for _ in range(args.starts):
+        store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+        with gunicorn("service", store, workers=args.workers,
+                      expect_version=ctx["versions"][model]) as server:
+            times.append(server.ready_s)
+        say(f"  ready {model}: {times[-1]:.2f} s")
+    return times
+
+
+_STARTUP = """
+import json, sys, time
+started = time.perf_counter()
+import housing_api
+imported = time.perf_counter()
+housing_api.create_app()
+created = time.perf_counter()
+print(json.dumps({"import_s": imported - started,
+                  "create_app_s": created - imported}))
+"""
+
+
+def bench_startup(args, ctx, model: str) -> list[dict]:
+    """Where a start's time goes: a bare Python process importing the app's
+    package, then ``create_app()`` (config, blueprints, the model version
+    loaded and checked), with the server's environment; wall times."""
+    results = []
+    for _ in range(args.starts):
+        store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+        tmp = Path(tempfile.mkdtemp(prefix="startup-", dir=ctx["work"]))
+        env = server_env(store, tmp, 0, args.workers, {})
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1")
+        (tmp / "metrics").mkdir()
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-c", _STARTUP], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, check=True)
+        result = json.loads(proc.stdout)
+        result["process_s"] = time.monotonic() - started
+        results.append(result)
+    say(f"  startup {model}: import {results[-1]['import_s']:.2f} s, "
+        f"create_app {results[-1]['create_app_s']:.2f} s")
+    return results
+
+
+def converge(server: Server, version: str, action, timeout: float = 60) -> dict:
+    """Run ``action`` (an activation); return how long until every worker
+    serves ``version``: ``CONVERGED_STREAK`` consecutive answers, each on a
+    new connection, name it, and none of the master's workers from before
+    is left (``WEB_CONCURRENCY`` new ones)."""
+    old = memstat.children(server.pid)
+    started = time.monotonic()
+    action()
+    streak = polls = 0
+    first_new = replaced_at = None
+    while True:
+        elapsed = time.monotonic() - started
+        if elapsed > timeout:
+            raise RuntimeError(f"no convergence on {version} in {timeout} s")
+        try:
+            status, body = call(server.url, "GET", "/health/ready", timeout=5)
+        except OSError:
+            status, body = None, None
+        polls += 1
+        if status == 200 and body["model"]["version"] == version:
+            streak += 1
+            if first_new is None:
+                first_new = time.monotonic() - started
+        else:
+            streak = 0
+        now = memstat.children(server.pid)
+        replaced = len(now) == server.workers and not now & old
+        if replaced and replaced_at is None:
+            replaced_at = time.monotonic() - started
+        elif not replaced:
+            replaced_at = None
+        if streak >= CONVERGED_STREAK and replaced:
+            return {"seconds": time.monotonic() - started,
+                    "first_answer_s": first_new, "workers_replaced_s": replaced_at,
+                    "polls": polls}
+        time.sleep(0.005)
+
+
+def bench_activation(args, ctx) -> dict:
+    """Activations on a running service (2 workers), alternating models."""
+    from housing_api.model_store import ModelStore
+
+    token = secrets.token_hex(16)
+    versions = ctx["versions"]
+    store = store_copy(ctx["source"], versions, BOOSTED, ctx["work"])
+    results = {"admin": [], "store": []}
+    current = BOOSTED
+    with gunicorn("service", store, workers=args.workers,
+                  env={"HOUSING_ADMIN_TOKENS": token},
+                  expect_version=versions[BOOSTED]) as server:
+        plan = ([("admin", i) for i in range(args.activations)]
+                + [("store", i) for i in range(args.cli_activations)])
+        for how, _ in plan:
+            target = REFERENCE if current == BOOSTED else BOOSTED
+            version = versions[target]
+            if how == "admin":
+                def action(version=version):
+                    status, body = call(
+                        server.url, "POST", f"/admin/models/{version}/activate",
+                        headers={"Authorization": f"Bearer {token}"})
+                    if status not in (200, 202):
+                        raise RuntimeError(f"activate -> {status} {body}")
+            else:
+                def action(version=version):
+                    ModelStore(store).activate(version)
+            result = converge(server, version, action)
+            result["to"] = target
+            results[how].append(result)
+            current = target
+            say(f"  activation ({how}) -> {target}: {result['seconds']:.2f} s")
+            time.sleep(1)
+    return results
+
+
+def bench_profile(args, ctx, model: str) -> dict:
+    """CPU per request in-process (test client), and the service's profile."""
+    store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+    metrics = Path(tempfile.mkdtemp(prefix="metrics-", dir=ctx["work"]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUSING_")}
+    env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1", "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+                "HOUSING_INSTANCE_PATH": str(metrics / "instance"),
+                **ctx["variants"][0].env})
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "profile_app.py"), "--model-dir", str(store),
+         "--bodies", str(ctx["single"]), "--requests", str(args.profile_requests)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, check=True)
+    result = json.loads(proc.stdout)
+    say(f"  profile {model}: service {result['service_cpu_ms']:.2f} CPU ms per "
+        f"request, ceiling {result['ceiling_cpu_ms']:.2f}")
+    return result
+
+
+# -- Report -----------------------------------------------------------------
+
+def machine(wrk: str) -> dict:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+
+    def version(name):
+        try:
+            return pkg_metadata.version(name)
+        except pkg_metadata.PackageNotFoundError:
+            return "absent"
+
+    def git(*argv):
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+
+    wrk_v = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+    return {
+        "nproc": len(os.sched_getaffinity(0)), "cpu": cpu,
+        "memory_gib": int(mem) / 2**20, "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": {p: version(p) for p in (
+            "gunicorn", "flask", "flask-smorest", "marshmallow", "numpy",
+            "scikit-learn", "lightgbm")},
+        "wrk": (wrk_v.stdout + wrk_v.stderr).splitlines()[0].split(" [")[0],
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def med(values) -> float:
+    return statistics.median(values)
+
+
+def fmt_rate(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def predict_summary(rounds: list, ceiling: str, label: str) -> dict:
+    ratios = [r[label]["rps"] / r[ceiling]["rps"] for r in rounds]
+    p99 = [r[label]["p99_ms"] / r[ceiling]["p99_ms"] for r in rounds]
+    return {"ratio": med(ratios), "ratio_min": min(ratios),
+            "ratio_max": max(ratios), "p99_ratio": med(p99),
+            "p99_ratio_max": max(p99)}
+
+
+def met(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def report(args, ctx, res: dict) -> str:
+    m = res["machine"]
+    out = []
+    add = out.append
+    production = next(v.label for v in ctx["variants"] if v.production)
+    add("# Benchmarks")
+    add("")
+    add("What a price estimate costs, measured against the framework's own "
+        "ceiling on the same machine, in one run (issue 6). Written by "
+        "`make bench` (`bench/bench.py`); every number below is from the run "
+        "described here.")
+    add("")
+    add("## The run")
+    add("")
+    add(f"- Command: `{res['command']}`"
+        + (" (a `--quick` smoke run: too short and too few rounds to be "
+           "a measurement)" if args.quick else ""))
+    add(f"- When: {res['started']} to {res['finished']} (UTC)")
+    add(f"- Machine: {m['nproc']} CPUs available (`nproc`), {m['cpu']}, "
+        f"{m['memory_gib']:.1f} GiB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}")
+    add(f"- Load average (1, 5, 15 min) at start "
+        f"{', '.join(f'{x:.2f}' for x in res['load_start'])}, at end "
+        f"{', '.join(f'{x:.2f}' for x in res['load_end'])}. **The machine is "
+        "shared**: other jobs ran during the benchmark, and wrk itself runs on "
+        "the same cores as the servers. Absolute numbers move with that load; "
+        "the ratios compare runs made seconds apart, in alternation.")
+    add(f"- Code: commit `{m['commit']}`"
+        + (" with uncommitted changes in the working tree" if m["dirty"]
+           else "") + f"; models {ctx['models_how']}: "
+        + ", ".join(f"`{v}`" for v in ctx["versions"].values()))
+    add("- Software: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+        + f", {m['wrk']}")
+    add(f"- Servers: `deploy/entrypoint.sh` with `gunicorn.conf.py` (sync "
+        f"workers, preload, GC frozen before fork, one native thread per "
+        f"worker), `WEB_CONCURRENCY={args.workers}`, each on its own loopback "
+        f"port with its own copy of the model store. The ceiling is "
+        f"`{CEILING_APP}` through the same entrypoint and configuration.")
+    add("- Service settings: production defaults, except "
+        "`HOUSING_RATELIMIT_ENABLED=false` (the default 50 requests/s per "
+        "client would cap the benchmark, not measure it). The production "
+        "default logs one JSON line per request at INFO (to a file here); "
+        "`service, log level WARNING` is the same service without that line."
+        + ("" if ctx["lean_default"] is None else
+           " `HOUSING_LEAN_INFERENCE` is measured both ways; the default is "
+           f"`{str(ctx['lean_default']).lower()}`."))
+    add(f"- Load: `wrk -t{args.wrk_threads} -c<C> -d{args.duration}s -s "
+        "bench/post_rows.lua` for each connection count C "
+        f"({', '.join(map(str, args.connections))}), rotating through the 100 rows of "
+        "`data/future_unseen_examples.csv` (one home per request, zipcode as "
+        f"a string), {args.rounds} interleaved rounds per connection count "
+        f"(ceiling, then each service variant, then again), each run "
+        f"{args.duration} s after a {args.warmup} s warm-up per server. "
+        "Latencies are wrk's (no coordinated-omission correction).")
+    add("")
+
+    # Targets.
+    add("## Issue 6's targets")
+    add("")
+    add("| target | measured | |")
+    add("|---|---|---|")
+    for model in MODELS:
+        rounds = res["predict"][model].get("16")
+        if not rounds:
+            continue
+        s = predict_summary(rounds, "ceiling", production)
+        add(f"| `/v1/predict`, {LABELS[model]}, c=16: req/s at least "
+            f"{MIN_PREDICT_RATIO:.0%} of the ceiling's | {s['ratio']:.0%} "
+            f"(median of {len(rounds)} rounds; {s['ratio_min']:.0%} to "
+            f"{s['ratio_max']:.0%}) | {met(s['ratio'] >= MIN_PREDICT_RATIO)} |")
+        add(f"| `/v1/predict`, {LABELS[model]}, c=16: p99 at most "
+            f"{MAX_P99_RATIO:g}x the ceiling's | {s['p99_ratio']:.2f}x (median; "
+            f"worst round {s['p99_ratio_max']:.2f}x) | "
+            f"{met(s['p99_ratio'] <= MAX_P99_RATIO)} |")
+    for model in MODELS:
+        rounds = res["batch"][model].get("1")
+        if not rounds:
+            continue
+        ratio = med(r["service"]["rows_per_s"] / r["in-process"]["rows_per_s"]
+                    for r in rounds)
+        add(f"| batch of {args.batch_rows:,}, {LABELS[model]}: at least "
+            f"{MIN_BATCH_RATIO:.0%} of in-process batch predict (1 thread) | "
+            f"{ratio:.0%} | {met(ratio >= MIN_BATCH_RATIO)} |")
+    for model in MODELS:
+        extra = extra_uss(res["memory"][model])
+        if extra is None:
+            continue
+        add(f"| an extra worker adds at most {MAX_EXTRA_USS_MB:g} MB USS, "
+            f"{LABELS[model]} | {extra['worst'] / MB:.1f} MB (see memory) | "
+            f"{met(extra['worst'] <= MAX_EXTRA_USS_MB * MB)} |")
+    for model in MODELS:
+        times = res["ready"][model]
+        add(f"| ready in under {MAX_READY_S:g} s, {LABELS[model]} | "
+            f"{max(times):.2f} s (slowest of {len(times)} starts) | "
+            f"{met(max(times) < MAX_READY_S)} |")
+    admin = [a["seconds"] for a in res["activation"]["admin"]]
+    if admin:
+        add(f"| an activation converges on every worker in under "
+            f"{MAX_ACTIVATION_S:g} s (admin API) | {max(admin):.2f} s (slowest "
+            f"of {len(admin)}) | {met(max(admin) < MAX_ACTIVATION_S)} |")
+    add("")
+
+    # /v1/predict.
+    add("## `/v1/predict`: one home per request")
+    add("")
+    add("Median over the rounds of each run's req/s and latency percentiles; "
+        "the ratios are each round's service run over that round's ceiling "
+        "run.")
+    for model in MODELS:
+        add("")
+        add(f"### {LABELS[model]} active")
+        add("")
+        add("| c | server | median req/s | p50 ms | p99 ms | req/s ratio "
+            "(median; per round) | p99 ratio (median) | errors |")
+        add("|---|---|---|---|---|---|---|---|")
+        for c, rounds in res["predict"][model].items():
+            for label in rounds[0]:
+                runs = [r[label] for r in rounds]
+                cells = [c, label, fmt_rate(med(r["rps"] for r in runs)),
+                         f"{med(r['p50_ms'] for r in runs):.2f}",
+                         f"{med(r['p99_ms'] for r in runs):.2f}"]
+                if label == "ceiling":
+                    cells += ["", ""]
+                else:
+                    per = [r[label]["rps"] / r["ceiling"]["rps"] for r in rounds]
+                    p99 = [r[label]["p99_ms"] / r["ceiling"]["p99_ms"]
+                           for r in rounds]
+                    cells += [f"{med(per):.2f} ("
+                              + ", ".join(f"{x:.2f}" for x in per) + ")",
+                              f"{med(p99):.2f}"]
+                cells.append(str(sum(r["errors"] for r in runs)))
+                add("| " + " | ".join(cells) + " |")
+    add("")
+
+    # Batch.
+    add(f"## `/v1/predict/batch`: {args.batch_rows:,} homes per JSON body")
+    add("")
+    add("The limit is the same model version's own `predictor.predict` on the "
+        "same homes' columns, in a process with one native thread "
+        "(`bench/inprocess.py`: no HTTP, no JSON, no validation). At c=N, N "
+        "such processes run at once, as N workers are busy. Rows/s are "
+        "medians over the rounds; the ratio is per round."
+        + ("" if ctx["lean_default"] is None else
+           " Both sides load the version with the production default "
+           f"`HOUSING_LEAN_INFERENCE={str(ctx['lean_default']).lower()}`; "
+           "the estimator the in-process side ran: "
+           + ", ".join(f"{LABELS[m]} `{rounds[0]['estimator']}`"
+                       for m, c_rounds in res["batch"].items()
+                       for rounds in list(c_rounds.values())[:1]) + "."))
+    add("")
+    add("| model | c | in-process rows/s | service rows/s | ratio (median; "
+        "per round) | service p50 ms | service p99 ms | errors |")
+    add("|---|---|---|---|---|---|---|---|")
+    for model in MODELS:
+        for c, rounds in res["batch"][model].items():
+            per = [r["service"]["rows_per_s"] / r["in-process"]["rows_per_s"]
+                   for r in rounds]
+            add(f"| {LABELS[model]} | {c} | "
+                f"{fmt_rate(med(r['in-process']['rows_per_s'] for r in rounds))} | "
+                f"{fmt_rate(med(r['service']['rows_per_s'] for r in rounds))} | "
+                f"{med(per):.2f} (" + ", ".join(f"{x:.2f}" for x in per) + ") | "
+                f"{med(r['service']['p50_ms'] for r in rounds):.1f} | "
+                f"{med(r['service']['p99_ms'] for r in rounds):.1f} | "
+                f"{sum(r['service']['errors'] for r in rounds)} |")
+    add("")
+
+    # Memory.
+    add("## Memory")
+    add("")
+    add(f"From `/proc/PID/smaps_rollup` after at least "
+        f"{args.memory_requests:,} requests to `/v1/predict` (wrk, c=16). USS: "
+        "pages only that process holds (what it adds); PSS: shared pages "
+        "split between the processes mapping them (the PSS column adds up to "
+        "the real footprint). MB = 10^6 bytes.")
+    add("")
+    add("| model | workers | requests | master USS / PSS | each worker USS "
+        "| each worker PSS | total PSS |")
+    add("|---|---|---|---|---|---|---|")
+    for model in MODELS:
+        for workers, mem in res["memory"][model].items():
+            ws = list(mem["workers"].values())
+            total = mem["master"]["pss_kib"] + sum(w["pss_kib"] for w in ws)
+            add(f"| {LABELS[model]} | {workers} | {mem['requests']:,} | "
+                f"{kib_mb(mem['master']['uss_kib'])} / "
+                f"{kib_mb(mem['master']['pss_kib'])} | "
+                + ", ".join(kib_mb(w["uss_kib"]) for w in ws) + " | "
+                + ", ".join(kib_mb(w["pss_kib"]) for w in ws) + " | "
+                f"{kib_mb(total)} |")
+    add("")
+    for model in MODELS:
+        extra = extra_uss(res["memory"][model])
+        if extra:
+            add(f"- {LABELS[model]}: going from {extra['from']} to "
+                f"{extra['to']} workers added {extra['delta'] / MB:.1f} MB of "
+                f"USS per worker (all processes' USS, before and after); the "
+                f"largest worker USS was {extra['largest'] / MB:.1f} MB. The "
+                f"target is judged on the larger of the two.")
+    add("")
+
+    # Start and activation.
+    add("## Start and activation")
+    add("")
+    add(f"Ready: from starting `deploy/entrypoint.sh` (a trained model in the "
+        f"store, {args.workers} workers) to the first 200 from `/health/ready` "
+        "naming the model (polled every 10 ms).")
+    add("")
+    add("| model | starts | median s | slowest s |")
+    add("|---|---|---|---|")
+    for model in MODELS:
+        times = res["ready"][model]
+        add(f"| {LABELS[model]} | {len(times)} | {med(times):.2f} | "
+            f"{max(times):.2f} |")
+    add("")
+    if res.get("startup"):
+        add("Where a start goes (medians): a bare `python` with the server's "
+            "environment importing `housing_api`, then `create_app()` (config, "
+            "blueprints, the active version loaded and its checksums "
+            "verified); the rest of the time to ready is the interpreter, "
+            "Gunicorn, forking the workers and the first answer.")
+        add("")
+        add("| model | import s | create_app s | whole process s | ready s |")
+        add("|---|---|---|---|---|")
+        for model in MODELS:
+            runs = res["startup"][model]
+            add(f"| {LABELS[model]} | {med(r['import_s'] for r in runs):.2f} | "
+                f"{med(r['create_app_s'] for r in runs):.2f} | "
+                f"{med(r['process_s'] for r in runs):.2f} | "
+                f"{med(res['ready'][model]):.2f} |")
+        add("")
+    add(f"Activation: on a running service ({args.workers} workers, idle), "
+        "alternating between the two models; from the request (or the store "
+        f"write) until {CONVERGED_STREAK} consecutive `/health/ready` answers, "
+        "each on a new connection, name the new version and every worker of "
+        "the master has been replaced. `admin`: `POST "
+        "/admin/models/VERSION/activate` (the worker signals its master at "
+        "once). `store`: `ModelStore.activate`, what `housing-api models "
+        "activate` does; the master's watcher sees the pointer move on a poll "
+        "every `HOUSING_MODEL_WATCH_INTERVAL` (3 s by default) and signals on "
+        "the next one, so this path takes 3 to 6 s plus the swap by design.")
+    add("")
+    add("| path | to | converged s | first new answer s | workers replaced s |")
+    add("|---|---|---|---|---|")
+    for how in ("admin", "store"):
+        for a in res["activation"][how]:
+            add(f"| {how} | {LABELS[a['to']]} | {a['seconds']:.2f} | "
+                f"{a['first_answer_s']:.2f} | {a['workers_replaced_s']:.2f} |")
+    add("")
+    add("## Where the time goes")
+    add("")
+    add(f"CPU time per `POST /v1/predict` inside one process, through Flask's "
+        f"test client (no HTTP server, no network, one native thread; "
+        f"`bench/profile_app.py`, {args.profile_requests:,} requests over the "
+        "100 rows). The ceiling/service ratio is the most the service could "
+        "reach of the ceiling's req/s if nothing but this work differed. The "
+        "shares are cProfile's self time grouped by package; the profiler "
+        "inflates Python-heavy code, so they are proportions, not costs.")
+    add("")
+    add("| model | ceiling CPU ms | service CPU ms | ceiling/service | largest "
+        "shares of the service's profiled time |")
+    add("|---|---|---|---|---|")
+    for model in MODELS:
+        p = res["profile"][model]
+        shares = ", ".join(f"{g['group']} {g['share']:.0%}"
+                           for g in p["groups"][:8])
+        add(f"| {LABELS[model]} | {p['ceiling_cpu_ms']:.2f} | "
+            f"{p['service_cpu_ms']:.2f} | "
+            f"{p['ceiling_cpu_ms'] / p['service_cpu_ms']:.0%} | {shares} |")
+    add("")
+    add("Largest single functions by self time:")
+    add("")
+    for model in MODELS:
+        add(f"- {LABELS[model]}: " + "; ".join(
+            f"`{f['function']}` {f['share']:.0%}"
+            for f in res["profile"][model]["functions"][:5]))
+    add("")
+    add("## Reproduce")
+    add("")
+    add("```sh")
+    add("make bench                          # this report, about 20 minutes")
+    add("make bench BENCH_ARGS=--quick       # a smoke run; prints, writes "
+        "nothing")
+    add(".venv/bin/python bench/bench.py --help")
+    add("```")
+    add("")
+    add("`make bench` needs `wrk` (Debian/Ubuntu: `apt-get install wrk`). No "
+        "test asserts any timing; `tests/test_bench.py` only checks that the "
+        "ceiling app answers.")
+    return "\n".join(out) + "\n"
+
+
+def kib_mb(kib: float) -> str:
+    return f"{kib * 1024 / MB:.1f}"
+
+
+def extra_uss(memory: dict) -> dict | None:
+    """USS one more worker adds: the change in all processes' USS per added
+    worker between the smallest and largest worker counts, and the largest
+    single worker's USS."""
+    if len(memory) < 2:
+        return None
+    counts = sorted(memory, key=int)
+    lo, hi = memory[counts[0]], memory[counts[-1]]
+
+    def total(m):
+        return m["master"]["uss_kib"] + sum(w["uss_kib"] for w in
+                                            m["workers"].values())
+
+    delta = (total(hi) - total(lo)) * 1024 / (int(counts[-1]) - int(counts[0]))
+    largest = max(w["uss_kib"] for m in memory.values()
+                  for w in m["workers"].values()) * 1024
+    return {"from": counts[0], "to": counts[-1], "delta": delta,
+            "largest": largest, "worst": max(delta, largest)}
+
+
+# -- Main -------------------------------------------------------------------
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 2 short rounds; prints the report, "
+                             "writes it only with --out")
+    parser.add_argument("--rounds", type=int,
+                        help=f"interleaved rounds (default {FULL['rounds']})")
+    parser.add_argument("--duration", type=int,
+                        help=f"seconds per wrk run (default {FULL['duration']})")
+    parser.add_argument("--warmup", type=int, help="seconds of warm-up per server")
+    parser.add_argument("--connections", default="1,16",
+                        type=lambda s: [int(x) for x in s.split(",")],
+                        help="wrk connection counts for /v1/predict")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="Gunicorn workers (WEB_CONCURRENCY)")
+    parser.add_argument("--batch-rows", type=int, default=1000)
+    parser.add_argument("--batch-connections",
+                        type=lambda s: [int(x) for x in s.split(",")],
+                        help="connection counts for the batch endpoint "
+                             "(default 1 and --workers)")
+    parser.add_argument("--memory-requests", type=int,
+                        help=f"default {FULL['memory_requests']}")
+    parser.add_argument("--memory-workers", default="2,4",
+                        type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--starts", type=int, help="timed starts per model")
+    parser.add_argument("--activations", type=int,
+                        help="activations through the admin API")
+    parser.add_argument("--cli-activations", type=int,
+                        help="activations through the store (watcher)")
+    parser.add_argument("--profile-requests", type=int,
+                        help="requests profiled in-process per model")
+    parser.add_argument("--no-log-variant", dest="log_variant",
+                        action="store_false",
+                        help="skip the service with HOUSING_LOG_LEVEL=WARNING")
+    parser.add_argument("--wrk", default="wrk")
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "model",
+                        help="copy both models from this store if it has them")
+    parser.add_argument("--train", action="store_true",
+                        help="train both models instead of copying them")
+    parser.add_argument("--out", type=Path,
+                        help="report file (default docs/benchmarks.md; none "
+                             "with --quick)")
+    parser.add_argument("--json-out", type=Path, help="also write raw results")
+    args = parser.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.batch_connections is None:
+        args.batch_connections = sorted({1, args.workers})
+    if args.out is None and not args.quick:
+        args.out = ROOT / "docs" / "benchmarks.md"
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if shutil.which(args.wrk) is None:
+        say(f"bench: {args.wrk} not found. Install it first, e.g. "
+            "`sudo apt-get install wrk` (Debian/Ubuntu).")
+        return 2
+    res = {"command": " ".join(["python", "bench/bench.py",
+                                *(argv if argv is not None else sys.argv[1:])]),
+           "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
+           "load_start": os.getloadavg(), "machine": machine(args.wrk),
+           "args": {k: str(v) for k, v in vars(args).items()}}
+    say(f"bench: load average {res['load_start']}, {res['machine']['nproc']} "
+        "CPUs")
+    with tempfile.TemporaryDirectory(prefix="bench-") as work:
+        work = Path(work)
+        source, versions, how = prepare_models(args, work)
+        single, batch, rows = write_bodies(work, args.batch_rows)
+        variants, lean_default = service_variants(args)
+        ctx = {"work": work, "source": source, "versions": versions,
+               "models_how": how, "single": single, "batch": batch,
+               "rows": rows, "variants": variants, "lean_default": lean_default}
+        say("start to ready")
+        res["ready"] = {m: bench_ready(args, ctx, m) for m in MODELS}
+        res["startup"] = {m: bench_startup(args, ctx, m) for m in MODELS}
+        say("activation")
+        res["activation"] = bench_activation(args, ctx)
+        say("/v1/predict")
+        res["predict"] = {}
+        with gunicorn("ceiling", source, app=CEILING_APP,
+                      workers=args.workers) as ceiling:
+            for model in MODELS:
+                res["predict"][model] = bench_predict(args, ctx, model, ceiling)
+        say("/v1/predict/batch")
+        res["batch"] = {m: bench_batch(args, ctx, m) for m in MODELS}
+        say("memory")
+        res["memory"] = {m: bench_memory(args, ctx, m) for m in MODELS}
+        say("profile")
+        res["profile"] = {m: bench_profile(args, ctx, m) for m in MODELS}
+    res["load_end"] = os.getloadavg()
+    res["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    text = report(args, ctx, res)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        say(f"bench: wrote {args.out}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps(res, indent=1, default=str))
+    errors = sum(run["errors"] for model in res["predict"].values()
+                 for rounds in model.values() for r in rounds
+                 for run in r.values())
+    errors += sum(r["service"]["errors"] for model in res["batch"].values()
+                  for rounds in model.values() for r in rounds)
+    if errors:
+        say(f"bench: {errors} requests failed; the numbers are not valid")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

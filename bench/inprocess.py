@@ -1,0 +1,74 @@
+"""The batch limit: a model version's own batch predict, in one process.
+
+Loads ``--version`` from ``--model-dir`` with the service's ModelStore,
+turns the homes of ``--bodies`` (a JSON ``{"instances": [...]}`` body) into
+columns the way the service does, and times ``predictor.predict`` on them,
+one native thread (threadpoolctl, and ``OMP_NUM_THREADS=1`` set by the
+caller before Python starts). No HTTP, no JSON, no validation: what is left
+is the model's own cost, which a batch request cannot beat.
+
+Protocol (driven by bench.py): prints ``{"ready": ...}`` once loaded and
+warmed up, then for each ``go`` line on stdin predicts for ``--duration``
+seconds and prints one JSON line; exits at the end of stdin.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from housing_api.features import records_to_columns
+from housing_api.model_store import ModelStore
+from housing_api.schemas import HomeSchema
+
+
+def measure(predictor, columns, rows: int, duration: float) -> dict:
+    calls = 0
+    start = time.perf_counter()
+    deadline = start + duration
+    while True:
+        predictor.predict(columns)
+        calls += 1
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+    seconds = now - start
+    return {"calls": calls, "rows": calls * rows, "seconds": seconds,
+            "rows_per_s": calls * rows / seconds,
+            "ms_per_call": seconds / calls * 1000}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--bodies", type=Path, required=True)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--lean", choices=("true", "false"),
+                        help="HOUSING_LEAN_INFERENCE of the server compared "
+                             "(default: the store's own default)")
+    args = parser.parse_args(argv)
+    store_options = {} if args.lean is None else {"lean": args.lean == "true"}
+
+    with threadpool_limits(1):
+        predictor = ModelStore(args.model_dir, **store_options).load(args.version)
+        body = json.loads(args.bodies.read_text().splitlines()[0])
+        records = HomeSchema(many=True).load(body["instances"])
+        columns = records_to_columns(records)
+        rows = len(records)
+        measure(predictor, columns, rows, min(1.0, args.duration))
+        pools = sorted({p["num_threads"] for p in threadpool_info()})
+        print(json.dumps({"ready": True, "rows": rows, "threads": pools,
+                          "model": predictor.name,
+                          "estimator": type(predictor.estimator).__name__}),
+              flush=True)
+        for line in sys.stdin:
+            if line.strip() == "go":
+                result = measure(predictor, columns, rows, args.duration)
+                print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Where one ``POST /v1/predict`` spends its CPU time, without HTTP.
+
+Creates the service's app (``create_app``, the store at ``--model-dir`` with
+its active version, rate limits off, everything else the defaults) and the
+ceiling app, posts the rows of ``--bodies`` through Flask's test client, one
+native thread, and prints one JSON object: CPU ms per request of each app
+without a profiler, and the service's self time per request grouped by the
+package the code belongs to (cProfile; the profiler's own overhead inflates
+Python-heavy code, so the groups are proportions, not exact costs).
+
+Run by bench.py with ``PROMETHEUS_MULTIPROC_DIR`` set (as under Gunicorn)
+and ``OMP_NUM_THREADS=1`` before Python starts.
+"""
+import argparse
+import cProfile
+import json
+import pstats
+import sysconfig
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from threadpoolctl import threadpool_limits
+
+from ceiling import create_app as create_ceiling  # bench/ is sys.path[0]
+from housing_api import create_app
+
+HERE = Path(__file__).resolve().parent
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def group(filename: str) -> str:
+    """The package (or stdlib module) a profiled function belongs to."""
+    if filename.startswith("~") or filename.startswith("<"):
+        return "builtins (C calls: numpy, json, dict, ...)"
+    path = Path(filename).resolve()
+    parts = path.parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].split(".")[0]
+    if "housing_api" in parts:
+        return "housing_api"
+    try:
+        return "stdlib " + path.relative_to(STDLIB).parts[0].removesuffix(".py")
+    except ValueError:
+        return path.name
+
+
+def cpu_ms(client, rows, n: int) -> float:
+    start = time.process_time()
+    for i in range(n):
+        response = client.post("/v1/predict", json=rows[i % len(rows)])
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.data[:300]}")
+    return (time.process_time() - start) / n * 1000
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--bodies", type=Path, required=True)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=8)
+    args = parser.parse_args(argv)
+    rows = [json.loads(line) for line in args.bodies.read_text().splitlines()]
+
+    with threadpool_limits(1):
+        service = create_app({"MODEL_DIR": args.model_dir,
+                              "DATA_DIR": str(HERE.parent / "data"),
+                              "RATELIMIT_ENABLED": False}).test_client()
+        ceiling = create_ceiling().test_client()
+        for client in (service, ceiling):
+            cpu_ms(client, rows, 200)
+        result = {"requests": args.requests,
+                  "ceiling_cpu_ms": cpu_ms(ceiling, rows, args.requests),
+                  "service_cpu_ms": cpu_ms(service, rows, args.requests)}
+        profile = cProfile.Profile()
+        profile.enable()
+        cpu_ms(service, rows, args.requests)
+        profile.disable()
+
+    stats = pstats.Stats(profile).stats
+    by_group = defaultdict(float)
+    functions = []
+    for (filename, line, name), (_, calls, tottime, cumtime, _) in stats.items():
+        by_group[group(filename)] += tottime
+        functions.append((tottime, f"{group(filename)}: {name}"))
+    total = sum(by_group.values())
+    result["profiled_ms"] = total / args.requests * 1000
+    result["groups"] = sorted(
+        ({"group": g, "share": t / total} for g, t in by_group.items()),
+        key=lambda item: -item["share"])
+    result["functions"] = [{"function": f, "share": t / total}
+                           for t, f in sorted(functions, reverse=True)[:args.top]]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
