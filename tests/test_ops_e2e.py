@@ -85,6 +85,22 @@ def loaded(samples) -> set:
     return {s.labels["version"] for s in info if s.value == 1}
 
 
+def scrape_loaded(url: str, expected: set, timeout: float = 15) -> list:
+    """Scrape until ``housing_model_info`` reports exactly ``expected``.
+
+    An old worker's gauge lingers until the master reaps it (child_exit) a
+    moment after a rolling reload; bounded, so a gauge that never goes
+    still fails.
+    """
+    deadline = time.monotonic() + timeout
+    samples = scrape(url)
+    while loaded(samples) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        samples = scrape(url)
+    assert loaded(samples) == expected
+    return samples
+
+
 def reloads(samples) -> dict:
     return {s.labels["result"]: s.value for s in samples
             if s.name == "housing_model_reloads_total"}
@@ -189,7 +205,7 @@ def test_metrics_are_summed_over_workers_and_survive_reloads(store, tmp_path, ho
         # and no model reload counted (nothing was loaded).
         workers = rolling_reload(server, a)
         m = serve_on_every_worker(server, metrics_dir, home, workers)
-        samples = scrape(server.url)
+        samples = scrape_loaded(server.url, {a})
         assert matching(samples, "housing_predictions_total") == n + m
         assert matching(samples, "flask_http_request_duration_seconds_count",
                         endpoint="predict.Predict") == n + m
@@ -200,7 +216,7 @@ def test_metrics_are_summed_over_workers_and_survive_reloads(store, tmp_path, ho
         store.activate(b)
         workers = rolling_reload(server, b)
         k = serve_on_every_worker(server, metrics_dir, home, workers)
-        samples = scrape(server.url)
+        samples = scrape_loaded(server.url, {b})
         assert matching(samples, "housing_predictions_total",
                         model_version=a) == n + m
         assert matching(samples, "housing_predictions_total",
@@ -214,17 +230,23 @@ def test_metrics_are_summed_over_workers_and_survive_reloads(store, tmp_path, ho
         artifact = store.metadata(c)["artifact"]["file"]
         tamper(store.path(c) / artifact)
         workers = rolling_reload(server, b)
-        samples = scrape(server.url)
-        assert loaded(samples) == {b}
+        samples = scrape_loaded(server.url, {b})
         assert reloads(samples) == {"loaded": 2, "failed": 1}
         assert matching(samples, "housing_predictions_total") == n + m + k
 
         # Dead workers' live gauges are dropped (child_exit), so only live
-        # processes can report a loaded version.
+        # processes can report a loaded version. The master reaps a worker
+        # (and runs child_exit) a moment after it is gone: wait, bounded.
         live = workers | {server.pid}
-        gauge_pids = {int(f.stem.rsplit("_", 1)[1])
-                      for f in metrics_dir.glob("gauge_live*_*.db")}
-        assert gauge_pids <= live, sorted(gauge_pids - live)
+
+        def gauge_pids():
+            return {int(f.stem.rsplit("_", 1)[1])
+                    for f in metrics_dir.glob("gauge_live*_*.db")}
+
+        deadline = time.monotonic() + 15
+        while not gauge_pids() <= live and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gauge_pids() <= live, sorted(gauge_pids() - live)
 
 
 # --- rate limits in Redis ----------------------------------------------------
