@@ -69,7 +69,11 @@ class Parser(FlaskParser):
         # Schemas with a fast path (HomeSchema) skip marshmallow for valid
         # bodies; anything else takes the full route and its error messages.
         if isinstance(argmap, type) and hasattr(argmap, "fast_load"):
-            argmap = self._instances.setdefault(argmap, argmap())
+            # One instance per class: building a schema costs more than
+            # validating a home on the fast path.
+            if argmap not in self._instances:
+                self._instances[argmap] = argmap()
+            argmap = self._instances[argmap]
         fast_load = getattr(argmap, "fast_load", None)
         if fast_load is not None and (location or self.location) == "json":
             data = self.load_json(req or self.get_default_request(), argmap)

@@ -370,3 +370,21 @@ def test_non_finite_numbers_are_refused(client, home, literal):
     body = assert_error(client.post("/v1/predict", data=text,
                                     content_type="application/json"), 422)
     assert "lat" in body["errors"]["json"]
+
+
+def test_valid_homes_are_checked_without_building_schemas(client, home,
+                                                          monkeypatch):
+    from housing_api.schemas import HomeSchema
+
+    client.post("/v1/predict", json=home)
+    built = []
+    original = HomeSchema.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(type(self))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(HomeSchema, "__init__", counting_init)
+    for _ in range(3):
+        assert client.post("/v1/predict", json=home).status_code == 200
+    assert built == []
