@@ -133,10 +133,10 @@ def get_feature_set(name: str) -> FeatureSet:
 
 def records_to_columns(records: Sequence[Mapping]) -> dict[str, np.ndarray]:
     """Turn validated homes (dicts) into one array per client column."""
-    columns = {
-        name: np.array([r[name] for r in records], dtype=np.float64)
-        for name in NUMERIC_COLUMNS
-        if name in records[0]
-    }
+    names = [name for name in NUMERIC_COLUMNS if name in records[0]]
+    # One conversion for all columns; each column is then a contiguous row.
+    values = np.array([[r[name] for name in names] for r in records],
+                      dtype=np.float64).reshape(len(records), len(names)).T.copy()
+    columns = dict(zip(names, values))
     columns["zipcode"] = [r["zipcode"] for r in records]
     return columns

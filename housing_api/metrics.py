@@ -54,6 +54,16 @@ class ServiceMetrics:
     def observe_predictions(self, endpoint, version, columns, prices):
         """Record one request's priced homes."""
         self.predictions.labels(version, endpoint).inc(len(prices))
+        if len(prices) == 1:  # one home: no array work
+            self.price.observe(float(prices[0]))
+            for name, histogram in (("sqft_living", self.sqft_living),
+                                    ("grade", self.grade)):
+                if name in columns:
+                    histogram.observe(float(columns[name][0]))
+            self.zipcodes.labels(columns["zipcode"][0]).inc()
+            if endpoint.endswith("Batch"):
+                self.batch_rows.observe(1)
+            return
         if endpoint.endswith("Batch"):
             self.batch_rows.observe(len(prices))
         observe_many(self.price, prices)

@@ -107,11 +107,20 @@ class Predictor:
             values = columns.get(name)
             if values is None:
                 continue
+            if n == 1:  # one home: plain floats beat array operations
+                value = float(values[0])
+                if not lo <= value <= hi:
+                    warnings[0].append(_range_warning(name, value, lo, hi))
+                continue
             for i in np.flatnonzero((values < lo) | (values > hi)):
-                side = "below the smallest" if values[i] < lo else "above the largest"
-                bound = lo if values[i] < lo else hi
-                warnings[i].append(
-                    f"{name}={values[i]:g} is {side} value seen in training "
-                    f"({bound:g}); the estimate is an extrapolation"
-                )
+                warnings[i].append(_range_warning(name, values[i], lo, hi))
         return warnings
+
+
+def _range_warning(name: str, value, lo: float, hi: float) -> str:
+    if value < lo:
+        side, bound = "below the smallest", lo
+    else:
+        side, bound = "above the largest", hi
+    return (f"{name}={value:g} is {side} value seen in training ({bound:g}); "
+            "the estimate is an extrapolation")
