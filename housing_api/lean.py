@@ -47,6 +47,7 @@ __all__ = ["LeanKNN", "LeanBooster", "UnsupportedModel", "make_lean"]
 _DBL_MAX = float(np.finfo(np.float64).max)
 _GROUP = 64  # columns per group for the block-min prefilter
 _AR = np.arange(_GROUP)
+_TILE = 16  # rows: a multiple of every x86-64 and ARM DGEMM kernel's tile
 
 
 class UnsupportedModel(TypeError):
@@ -222,6 +223,30 @@ class LeanKNN:
             and self._k * float(np.abs(self._y2).max()) < 2.0 ** 53
         )
         self._blas1 = _OneBlasThread()
+        # sklearn's last Y chunk may end in a partial register tile, whose
+        # rows the padded candidate block would round differently.
+        last = n % self._cs or self._cs
+        self._ragged_from = n - last % _TILE
+        self._groups = _TailGroups.find(Y)
+        if self._groups is not None and not self._groups_agree():
+            self._groups = None
+
+    def _groups_agree(self, rows=32):
+        """Check the grouped single-row path against the full one here."""
+        step = max(1, self._n // rows)
+        queries = self._Y[::step][:rows] + 0.01
+        k = self._k
+        for x in queries:
+            Xc = x[None]
+            got, ref = np.empty((1, k)), np.empty((1, k))
+            got_i, ref_i = np.empty((1, k), np.intp), np.empty((1, k), np.intp)
+            with self._blas1:
+                if not self._one_grouped(Xc, True, got, got_i):
+                    continue
+                self._chunk(Xc, 1, True, ref, ref_i)
+            if not (np.array_equal(got, ref) and np.array_equal(got_i, ref_i)):
+                return False
+        return True
 
     # -- public -----------------------------------------------------------
 
@@ -289,6 +314,13 @@ class LeanKNN:
             return res if need_dist else (None, res)
         ind = np.empty((n_x, k), dtype=np.intp)
         dist = np.empty((n_x, k), dtype=np.float64)
+        if n_x == 1 and self._groups is not None:
+            with self._blas1:
+                if not self._one_grouped(Xs, exact_order, dist, ind):
+                    self._chunk(Xs, n_x, exact_order, dist, ind)
+            if need_dist and self._metric == "euclidean":
+                np.sqrt(dist, out=dist)
+            return (dist if need_dist else None), ind
         x_chunk = min(n_x, cs)
         with self._blas1:
             for xs in range(0, n_x, x_chunk):
@@ -372,6 +404,41 @@ class LeanKNN:
         dist_out[:] = top_v
         ind_out[:] = top_i
 
+    def _one_grouped(self, Xc, exact_order, dist_out, ind_out):
+        """One row through the tail groups; False when sklearn's heap decides.
+
+        The candidates are every training row whose distance can be within
+        rounding of the k-th smallest; their exact distances come from the
+        same BLAS call as the full path, on those rows only.
+        """
+        k = self._k
+        x = Xc[0]
+        qn = _blas.ddot(x, x)
+        cand = self._groups.candidates(x, k, 2.0 ** -40 * (qn + self._yn_max))
+        if cand.max() >= self._ragged_from:
+            return False
+        # BLAS kernels round the rows of a block that does not fill a whole
+        # register tile differently: pad to whole tiles, as in sklearn's call.
+        c = cand.size
+        rows = np.empty(-(-c // _TILE) * _TILE, dtype=np.intp)
+        rows[:c], rows[c:] = cand, cand[0]
+        Yc = self._Y[rows]
+        mid = np.empty((1, rows.size))
+        _blas.dgemm(-2.0, Yc.T, Xc.T, beta=0.0, c=mid.T, trans_a=1, overwrite_c=1)
+        # Exactly sklearn's arithmetic: max(0, (qn + mid) + yn).
+        v = np.maximum((qn + mid[0, :c]) + self._Yn[cand], 0.0)
+        order = np.lexsort((cand, v))
+        vs, cs = v[order].tolist(), cand[order].tolist()
+        if len(vs) > k and vs[k] == vs[k - 1]:
+            return False
+        ties = [a == b for a, b in zip(vs[:k - 1], vs[1:k])]
+        if any(ties) and (exact_order or not self._order_free(
+                np.array([cs[:k]]))[0][np.array(ties)].all()):
+            return False
+        dist_out[0] = vs[:k]
+        ind_out[0] = cs[:k]
+        return True
+
     def _finish_one(self, mid, e, qn, thr, n_x, exact_order, dist_out, ind_out):
         """Single-row selection with Python scalars (fewer numpy calls)."""
         k = self._k
@@ -428,6 +495,90 @@ class LeanKNN:
         ia = np.array(idxs, dtype=np.intp)
         _py_simultaneous_sort(va, ia, k, use_three_way_partition=False)
         return va, ia
+
+
+class _TailGroups:
+    """Training rows grouped by their trailing columns, when those repeat.
+
+    The reference features end with the zipcode's demographics: about 70
+    distinct tails over 16,000 rows. The squared distance splits into a head
+    part (a few columns, per row) and a tail part (one value per group), so
+    a query only needs the rows of the groups whose tail alone is not
+    already farther than its k-th nearest.
+    """
+
+    MIN_ROWS_PER_GROUP = 8
+
+    def __init__(self, Y, split, inverse, tails):
+        order = np.argsort(inverse, kind="stable")
+        self.rows = order.astype(np.intp)  # training row of each position
+        self.head = np.ascontiguousarray(Y[order, :split])
+        self.tails = np.ascontiguousarray(tails)
+        self.split = split
+        counts = np.bincount(inverse, minlength=len(tails))
+        self.ends = np.cumsum(counts)
+        self.starts = self.ends - counts
+
+    @classmethod
+    def find(cls, Y):
+        """Group by the longest trailing block with few distinct rows, or None."""
+        n, d = Y.shape
+        limit = n // cls.MIN_ROWS_PER_GROUP
+
+        def distinct(p):
+            # Each row's bytes as one opaque value: equal rows, equal bytes.
+            tails = np.ascontiguousarray(Y[:, p:])
+            keys = tails.view(np.dtype((np.void, tails.itemsize * (d - p))))
+            _, first, inverse = np.unique(keys.reshape(-1), return_index=True,
+                                          return_inverse=True)
+            return first, inverse.reshape(-1)
+
+        lo, hi = 1, d  # the split lies in [lo, hi); hi means no grouping
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(distinct(mid)[0]) <= limit:
+                hi = mid
+            else:
+                lo = mid + 1
+        if hi >= d:
+            return None
+        first, inverse = distinct(hi)
+        return cls(Y, hi, inverse, Y[first, hi:])
+
+    def candidates(self, x, k, margin):
+        """Training rows whose distance to x may be among the k smallest.
+
+        ``margin`` bounds how far the distances computed here and sklearn's
+        can be from the true ones.
+        """
+        tail = self.tails - x[self.split:]
+        tail_d = np.einsum("ij,ij->i", tail, tail)
+        groups = np.argsort(tail_d, kind="stable")
+        starts, ends = self.starts[groups], self.ends[groups]
+        # Nearest groups (by their tails alone) until they hold k rows.
+        first = int(np.searchsorted(np.cumsum(ends - starts), k)) + 1
+        pos, dist = self._distances(x, groups[:first], tail_d)
+        bound = np.partition(dist, k - 1)[k - 1] + 2 * margin
+        # Every group whose tail alone is within the bound.
+        more = int(np.searchsorted(tail_d[groups], bound + margin, side="right"))
+        if more > first:
+            pos2, dist2 = self._distances(x, groups[first:more], tail_d)
+            pos, dist = np.concatenate([pos, pos2]), np.concatenate([dist, dist2])
+        return self.rows[pos[dist <= bound]]
+
+    def _distances(self, x, groups, tail_d):
+        if len(groups) == 1:  # the usual case: the query's own zipcode
+            a, b = int(self.starts[groups[0]]), int(self.ends[groups[0]])
+            head = self.head[a:b] - x[:self.split]
+            return (np.arange(a, b),
+                    np.einsum("ij,ij->i", head, head) + tail_d[groups[0]])
+        starts, ends = self.starts[groups], self.ends[groups]
+        pos = np.concatenate([np.arange(a, b) for a, b in
+                              zip(starts.tolist(), ends.tolist())])
+        head = self.head[pos] - x[:self.split]
+        dist = np.einsum("ij,ij->i", head, head) + np.repeat(
+            tail_d[groups], ends - starts)
+        return pos, dist
 
 
 class LeanBooster:

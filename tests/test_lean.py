@@ -273,3 +273,29 @@ def test_booster_threads_have_own_fast_config(booster, data):
         t.join()
     for got in results.values():
         assert_same(got, ref)
+
+
+def test_single_rows_search_only_the_zipcode_groups_they_need(pipe, data):
+    """The reference features end in the zipcode's demographics: single rows
+    are searched group by group, and still match sklearn (tests above)."""
+    lean = LeanKNN(pipe)
+    groups = lean._groups
+    assert groups is not None and groups.split == 7
+    assert len(groups.tails) == len(np.unique(pipe[-1]._fit_X[:, 7:], axis=0))
+    with threadpool_limits(1):
+        x = lean._scale_rows(data["future"][0])[0]
+        candidates = groups.candidates(x, lean._k, 1e-9)
+    assert lean._k <= len(candidates) < lean._n // 10
+
+
+def test_rows_without_repeating_tails_take_the_full_search(data):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3000, 20))
+    pipe = make_pipeline(RobustScaler(), KNeighborsRegressor()).fit(
+        X, rng.standard_normal(3000))
+    lean = LeanKNN(pipe)
+    assert lean._groups is None
+    Q = rng.standard_normal((50, 20))
+    with threadpool_limits(1):
+        assert_same(np.array([lean.predict(q)[0] for q in Q]),
+                    np.array([pipe.predict(q[None])[0] for q in Q]))
