@@ -508,6 +508,8 @@ class _TailGroups:
     """
 
     MIN_ROWS_PER_GROUP = 8
+    #: Up to this many groups, the tail distances between groups are kept.
+    MAX_TABLE = 256
 
     def __init__(self, Y, split, inverse, tails):
         order = np.argsort(inverse, kind="stable")
@@ -518,6 +520,17 @@ class _TailGroups:
         counts = np.bincount(inverse, minlength=len(tails))
         self.ends = np.cumsum(counts)
         self.starts = self.ends - counts
+        # A query's tail is usually one of the groups' own (its zipcode's
+        # demographics): then its tail distances are known in advance.
+        self._group_of = {}
+        if len(tails) <= self.MAX_TABLE:
+            self._group_of = {t.tobytes(): g for g, t in enumerate(self.tails)}
+            diff = self.tails[:, None, :] - self.tails[None, :, :]
+            self._table = np.einsum("ghj,ghj->gh", diff, diff)
+            self._nearest = np.argsort(self._table, axis=1, kind="stable")
+            self._sorted = np.take_along_axis(self._table, self._nearest, axis=1)
+            sizes = counts[self._nearest]
+            self._cumsizes = np.cumsum(sizes, axis=1)
 
     @classmethod
     def find(cls, Y):
@@ -551,16 +564,22 @@ class _TailGroups:
         ``margin`` bounds how far the distances computed here and sklearn's
         can be from the true ones.
         """
-        tail = self.tails - x[self.split:]
-        tail_d = np.einsum("ij,ij->i", tail, tail)
-        groups = np.argsort(tail_d, kind="stable")
-        starts, ends = self.starts[groups], self.ends[groups]
+        g = self._group_of.get(x[self.split:].tobytes())
+        if g is not None:
+            tail_d, groups = self._table[g], self._nearest[g]
+            sorted_d, cumsizes = self._sorted[g], self._cumsizes[g]
+        else:
+            tail = self.tails - x[self.split:]
+            tail_d = np.einsum("ij,ij->i", tail, tail)
+            groups = np.argsort(tail_d, kind="stable")
+            sorted_d = tail_d[groups]
+            cumsizes = np.cumsum(self.ends[groups] - self.starts[groups])
         # Nearest groups (by their tails alone) until they hold k rows.
-        first = int(np.searchsorted(np.cumsum(ends - starts), k)) + 1
+        first = int(np.searchsorted(cumsizes, k)) + 1
         pos, dist = self._distances(x, groups[:first], tail_d)
         bound = np.partition(dist, k - 1)[k - 1] + 2 * margin
         # Every group whose tail alone is within the bound.
-        more = int(np.searchsorted(tail_d[groups], bound + margin, side="right"))
+        more = int(np.searchsorted(sorted_d, bound + margin, side="right"))
         if more > first:
             pos2, dist2 = self._distances(x, groups[first:more], tail_d)
             pos, dist = np.concatenate([pos, pos2]), np.concatenate([dist, dist2])
