@@ -299,3 +299,16 @@ def test_rows_without_repeating_tails_take_the_full_search(data):
     with threadpool_limits(1):
         assert_same(np.array([lean.predict(q)[0] for q in Q]),
                     np.array([pipe.predict(q[None])[0] for q in Q]))
+
+
+def test_single_rows_with_unseen_demographics_match(pipe, data):
+    """A tail that is no group's own takes the per-query group distances."""
+    lean = LeanKNN(pipe)
+    X = data["future"].copy()
+    X[:, 7:] *= 1.0001
+    with threadpool_limits(1):
+        assert lean._groups._group_of.get(
+            lean._scale_rows(X[0])[0, 7:].tobytes()) is None
+        ref = np.array([pipe.predict(x[None])[0] for x in X])
+        got = np.array([lean.predict(x)[0] for x in X])
+    assert_same(got, ref)
