@@ -388,3 +388,32 @@ def test_valid_homes_are_checked_without_building_schemas(client, home,
     for _ in range(3):
         assert client.post("/v1/predict", json=home).status_code == 200
     assert built == []
+
+
+def test_valid_batches_skip_marshmallow_and_invalid_ones_name_rows(
+        client, homes, monkeypatch):
+    from marshmallow import Schema
+
+    valid = client.post("/v1/predict/batch", json={"instances": homes[:5]})
+    real_load = Schema.load
+    calls = []
+
+    def counting_load(self, *args, **kwargs):
+        calls.append(type(self).__name__)
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(Schema, "load", counting_load)
+    csv_text = ",".join(homes[0]) + "\n" + "\n".join(
+        ",".join(str(h[c]) for c in homes[0]) for h in homes[:5])
+    again = client.post("/v1/predict/batch", json={"instances": homes[:5]})
+    as_csv = client.post("/v1/predict/batch", data=csv_text,
+                         content_type="text/csv")
+    assert calls == []
+    assert again.json["predictions"] == valid.json["predictions"]
+    assert as_csv.json["predictions"] == valid.json["predictions"]
+
+    bad = client.post("/v1/predict/batch",
+                      json={"instances": [homes[0], {**homes[1], "grade": 99}]})
+    assert bad.status_code == 422
+    assert "grade" in bad.json["errors"]["json"]["instances"]["1"]
+    assert calls
