@@ -171,10 +171,10 @@ def _load_batch_json():
 def _fast_homes(rows) -> list[dict] | None:
     """The homes as ``load`` returns them if every one is valid, else None
     (then marshmallow runs, for the detailed errors)."""
-    fast_load = _HOME.fast_load
+    fast_load, rules = _HOME.fast_load, _HOME._fast_rules()
     records = []
     for row in rows:
-        home = fast_load(row)
+        home = fast_load(row, rules=rules)
         if home is None:
             return None
         records.append(home)
