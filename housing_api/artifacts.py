@@ -9,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import skops.io as sio
 
 #: Every type a skops artifact may contain, fixed here on purpose: a file
 #: naming anything else (another estimator, a function, a custom class) is
@@ -45,6 +44,8 @@ class ArtifactError(ValueError):
 
 def dump_skops(estimator) -> bytes:
     """Serialize a scikit-learn estimator to skops bytes."""
+    import skops.io as sio  # a second or so: only where a skops file is used
+
     return sio.dumps(estimator)
 
 
@@ -89,6 +90,8 @@ def _refuse_types(schema: dict) -> None:
 def load_skops(path: Path, n_features: int):
     """Load a scikit-learn regressor, refusing types outside the allowlist."""
     _refuse_types(_read_schema(path))
+    import skops.io as sio
+
     try:
         # skops audits the tree again, against its defaults plus ours.
         estimator = sio.load(path, trusted=list(SKOPS_ESTIMATOR_TYPES))
