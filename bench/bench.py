@@ -488,15 +488,21 @@ def bench_memory(args, ctx, model: str) -> dict:
     return results
 
 
-def bench_ready(args, ctx, model: str) -> list[float]:
-    times = []
+def bench_ready(args, ctx, model: str) -> tuple[list[float], list[dict]]:
+    """Time to ready of ``starts`` starts, each followed by a bare process
+    doing the app's part of a start (:func:`startup`), so that the two see
+    about the same machine load."""
+    times, parts = [], []
     for _ in range(args.starts):
         store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
         with gunicorn("service", store, workers=args.workers,
                       expect_version=ctx["versions"][model]) as server:
             times.append(server.ready_s)
-        say(f"  ready {model}: {times[-1]:.2f} s")
-    return times
+        parts.append(startup(args, ctx, store))
+        say(f"  ready {model}: {times[-1]:.2f} s (import "
+            f"{parts[-1]['import_s']:.2f} s, create_app "
+            f"{parts[-1]['create_app_s']:.2f} s)")
+    return times, parts
 
 
 _STARTUP = """
@@ -511,28 +517,46 @@ print(json.dumps({"import_s": imported - started,
 """
 
 
-def bench_startup(args, ctx, model: str) -> list[dict]:
+def startup(args, ctx, store: Path) -> dict:
     """Where a start's time goes: a bare Python process importing the app's
     package, then ``create_app()`` (config, blueprints, the model version
     loaded and checked), with the server's environment; wall times."""
-    results = []
-    for _ in range(args.starts):
-        store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
-        tmp = Path(tempfile.mkdtemp(prefix="startup-", dir=ctx["work"]))
-        env = server_env(store, tmp, 0, args.workers, {})
-        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1")
-        (tmp / "metrics").mkdir()
-        started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-c", _STARTUP], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True, check=True)
-        result = json.loads(proc.stdout)
-        result["process_s"] = time.monotonic() - started
-        results.append(result)
-    say(f"  startup {model}: import {results[-1]['import_s']:.2f} s, "
-        f"create_app {results[-1]['create_app_s']:.2f} s")
-    return results
+    tmp = Path(tempfile.mkdtemp(prefix="startup-", dir=ctx["work"]))
+    env = server_env(store, tmp, 0, args.workers, {})
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               MKL_NUM_THREADS="1")
+    (tmp / "metrics").mkdir()
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", _STARTUP], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, check=True)
+    result = json.loads(proc.stdout)
+    result["process_s"] = time.monotonic() - started
+    return result
+
+
+def import_profile(ctx, model: str) -> dict:
+    """``python -X importtime``, importing the app and creating it with
+    ``model`` active: self time summed by top-level package (nothing counted
+    twice), in seconds."""
+    store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOUSING_")}
+    env.update(OMP_NUM_THREADS="1", HOUSING_MODEL_DIR=str(store))
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                           "from housing_api import create_app; create_app()"],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=True)
+    by_package: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        fields = line.removeprefix("import time:").split("|")
+        if len(fields) != 3 or not fields[0].strip().isdigit():
+            continue
+        package = fields[2].strip().split(".")[0]
+        by_package[package] = by_package.get(package, 0) + int(fields[0]) / 1e6
+    return {"total_s": sum(by_package.values()),
+            "packages": sorted(by_package.items(), key=lambda kv: -kv[1]),
+            "dont_write_bytecode": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}
 
 
 def converge(server: Server, version: str, action, timeout: float = 60) -> dict:
@@ -897,10 +921,12 @@ def report(args, ctx, res: dict) -> str:
             f"{max(times):.2f} |")
     add("")
     if res.get("startup"):
-        add("Where a start goes (medians): a bare `python` with the server's "
+        add("Where a start goes (medians): after each timed start, a bare "
+            "`python` with the server's "
             "environment importing `housing_api`, then `create_app()` (config, "
-            "blueprints, the active version loaded and its checksums "
-            "verified); the rest of the time to ready is the interpreter, "
+            "blueprints, the libraries the active version needs imported, the "
+            "version loaded and its checksums verified); the rest of the time "
+            "to ready is the interpreter, "
             "Gunicorn, forking the workers and the first answer.")
         add("")
         add("| model | import s | create_app s | whole process s | ready s |")
@@ -912,6 +938,22 @@ def report(args, ctx, res: dict) -> str:
                 f"{med(r['process_s'] for r in runs):.2f} | "
                 f"{med(res['ready'][model]):.2f} |")
         add("")
+    if res.get("imports"):
+        add("Imports during a start: `python -X importtime -c 'from housing_api "
+            "import create_app; create_app()'` with the model active (one run "
+            "each), self time by top-level package.")
+        add("")
+        add("| model | imports s | largest |")
+        add("|---|---|---|")
+        for model, imports in res["imports"].items():
+            top = ", ".join(f"{name} {secs:.2f} s"
+                            for name, secs in imports["packages"][:6])
+            add(f"| {LABELS[model]} | {imports['total_s']:.2f} | {top} |")
+        add("")
+        if any(i["dont_write_bytecode"] for i in res["imports"].values()):
+            add("`PYTHONDONTWRITEBYTECODE` is set in this environment, so modules "
+                "without a cached `.pyc` are compiled at every start.")
+            add("")
     add(f"Activation: on a running service ({args.workers} workers, idle), "
         "alternating between the two models; from the request (or the store "
         f"write) until {CONVERGED_STREAK} consecutive `/health/ready` answers, "
@@ -1044,6 +1086,9 @@ def parse_args(argv=None):
                         help="report file (default docs/benchmarks.md; none "
                              "with --quick)")
     parser.add_argument("--json-out", type=Path, help="also write raw results")
+    parser.add_argument("--report-from", type=Path, metavar="JSON",
+                        help="measure nothing: write the report of a run "
+                             "saved with --json-out")
     args = parser.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
@@ -1055,8 +1100,22 @@ def parse_args(argv=None):
     return args
 
 
+def rerender(args) -> int:
+    """Write the report of a previous run's ``--json-out`` again."""
+    res = json.loads(args.report_from.read_text())
+    ctx = dict(res["context"])
+    ctx["variants"] = [Variant(**v) for v in ctx["variants"]]
+    text = report(argparse.Namespace(**res["args"]), ctx, res)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report_from:
+        return rerender(args)
     if shutil.which(args.wrk) is None:
         say(f"bench: {args.wrk} not found. Install it first, e.g. "
             "`sudo apt-get install wrk` (Debian/Ubuntu).")
@@ -1065,7 +1124,7 @@ def main(argv=None) -> int:
                                 *(argv if argv is not None else sys.argv[1:])]),
            "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"),
            "load_start": os.getloadavg(), "machine": machine(args.wrk),
-           "args": {k: str(v) for k, v in vars(args).items()}}
+           "args": vars(args)}
     say(f"bench: load average {res['load_start']}, {res['machine']['nproc']} "
         "CPUs")
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
@@ -1076,9 +1135,15 @@ def main(argv=None) -> int:
         ctx = {"work": work, "source": source, "versions": versions,
                "models_how": how, "single": single, "batch": batch,
                "rows": rows, "variants": variants, "lean_default": lean_default}
+        res["context"] = {"versions": versions, "models_how": how,
+                          "lean_default": lean_default,
+                          "variants": [v._asdict() for v in variants]}
         say("start to ready")
-        res["ready"] = {m: bench_ready(args, ctx, m) for m in MODELS}
-        res["startup"] = {m: bench_startup(args, ctx, m) for m in MODELS}
+        res["ready"], res["startup"] = {}, {}
+        for model in MODELS:
+            res["ready"][model], res["startup"][model] = bench_ready(
+                args, ctx, model)
+        res["imports"] = {m: import_profile(ctx, m) for m in MODELS}
         say("activation")
         res["activation"] = bench_activation(args, ctx)
         say("/v1/predict")
