@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from housing_api import create_app
+from housing_api import boosting, create_app
 from housing_api.model_store import ModelStore
 from housing_api.smoke import read_homes
 from housing_api.training import train_version
@@ -86,3 +86,21 @@ def assert_served_alike(model_dir, homes, lean_type):
                    for h in homes]
         answers[lean] = (batch.get_json()["predictions"], singles)
     assert answers[True] == answers[False]
+
+
+#: Boosted-model settings small enough for the suite.
+SMALL_BOOSTING = {"num_boost_round": 100, "learning_rate": 0.1}
+
+
+@pytest.fixture(scope="session")
+def boosted_store(trained_store, tmp_path_factory):
+    """The session's reference store plus a small boosted version, active."""
+    root = tmp_path_factory.mktemp("boosted") / "model"
+    shutil.copytree(trained_store, root)
+    store = ModelStore(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(boosting, "DEFAULT_PARAMS",
+                      {**boosting.DEFAULT_PARAMS, **SMALL_BOOSTING})
+        version, _ = train_version(DATA_DIR, store, "lightgbm")
+    store.activate(version)
+    return root

@@ -5,28 +5,13 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import DATA_DIR, TOKEN, assert_served_alike
+from conftest import DATA_DIR, SMALL_BOOSTING, TOKEN, assert_served_alike
 from housing_api import boosting, create_app
 from housing_api.features import Demographics
 from housing_api.model_store import InvalidModelError, ModelStore
 from housing_api.training import (
-    DEMOGRAPHICS_CSV, Sales, fit_lightgbm, read_examples, take, train_version,
+    DEMOGRAPHICS_CSV, Sales, fit_lightgbm, read_examples, take,
 )
-
-SMALL = {**boosting.DEFAULT_PARAMS, "num_boost_round": 100, "learning_rate": 0.1}
-
-
-@pytest.fixture(scope="session")
-def boosted_store(trained_store, tmp_path_factory):
-    """The session's reference store plus a small boosted version, active."""
-    root = tmp_path_factory.mktemp("boosted") / "model"
-    shutil.copytree(trained_store, root)
-    store = ModelStore(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(boosting, "DEFAULT_PARAMS", SMALL)
-        version, _ = train_version(DATA_DIR, store, "lightgbm")
-    store.activate(version)
-    return root
 
 
 @pytest.fixture
@@ -43,7 +28,8 @@ def test_served_prices_equal_the_fitted_model(boosted_store):
     sales = Sales.read(DATA_DIR)
     demographics = Demographics.from_csv(DATA_DIR / DEMOGRAPHICS_CSV)
     train, _ = sales.split()
-    fresh = fit_lightgbm(sales, demographics, train, SMALL).predictor
+    fresh = fit_lightgbm(sales, demographics, train,
+                         {**boosting.DEFAULT_PARAMS, **SMALL_BOOSTING}).predictor
     examples = read_examples(DATA_DIR)
     a, b = loaded.predict(examples), fresh.predict(examples)
     np.testing.assert_allclose(a.price, b.price, rtol=1e-9)

@@ -10,14 +10,13 @@ from housing_api.features import (
 from housing_api.model_store import ModelStore
 from housing_api.smoke import read_homes
 from housing_api.training import Sales, take
-from test_boosting import boosted_store  # noqa: F401  (session fixture)
 
 #: Every SALES_STEP-th sale: about 3,000 homes spread over the whole file.
 SALES_STEP = 7
 
 
 @pytest.fixture(scope="module")
-def boosted(boosted_store):  # noqa: F811
+def boosted(boosted_store):
     """The trained lightgbm version, loaded as the service loads it."""
     store = ModelStore(boosted_store)
     predictor = store.load(store.current())
