@@ -453,4 +453,8 @@ class EngineeredFeatures(FeatureSet):
         return engineer(columns, rows, demographics.columns, context)
 
     def load_context(self, path):
-        return NeighbourContext.from_npz(path)
+        context = NeighbourContext.from_npz(path)
+        # Built here, where a version is loaded (Gunicorn's master, before it
+        # forks), so that the workers share it instead of each building one.
+        context.one_home()
+        return context
