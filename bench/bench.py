@@ -982,16 +982,36 @@ def report(args, ctx, res: dict) -> str:
         "shares are cProfile's self time grouped by package; the profiler "
         "inflates Python-heavy code, so they are proportions, not costs.")
     add("")
-    add("| model | ceiling CPU ms | service CPU ms | ceiling/service | largest "
-        "shares of the service's profiled time |")
-    add("|---|---|---|---|---|")
+    add("The model column is the loaded version's own `predict` for one "
+        "home (features, estimator, interval, warnings) on already validated "
+        "columns: what no serving layer can avoid.")
+    add("")
+    add("| model | ceiling CPU ms | service CPU ms | of which the model | "
+        "ceiling/service | largest shares of the service's profiled time |")
+    add("|---|---|---|---|---|---|")
     for model in MODELS:
         p = res["profile"][model]
         shares = ", ".join(f"{g['group']} {g['share']:.0%}"
                            for g in p["groups"][:8])
+        model_ms = p.get("model_cpu_ms")
         add(f"| {LABELS[model]} | {p['ceiling_cpu_ms']:.2f} | "
             f"{p['service_cpu_ms']:.2f} | "
+            f"{'' if model_ms is None else f'{model_ms:.2f}'} | "
             f"{p['ceiling_cpu_ms'] / p['service_cpu_ms']:.0%} | {shares} |")
+    add("")
+    for model in MODELS:
+        p = res["profile"][model]
+        if p.get("model_cpu_ms") is None:
+            continue
+        # At half the ceiling's rate a request may cost twice the ceiling's.
+        rest = 2 * p["ceiling_cpu_ms"] - p["ceiling_cpu_ms"] - p["model_cpu_ms"]
+        add(f"- {LABELS[model]}: at {MIN_PREDICT_RATIO:.0%} of the ceiling, "
+            f"a request may cost {2 * p['ceiling_cpu_ms']:.2f} ms; the "
+            f"ceiling's own work (HTTP, JSON) takes {p['ceiling_cpu_ms']:.2f} "
+            f"and the model {p['model_cpu_ms']:.2f}, which leaves "
+            f"{rest:.2f} ms for validation, logging, metrics and the answer "
+            f"(the service spends "
+            f"{p['service_cpu_ms'] - p['ceiling_cpu_ms'] - p['model_cpu_ms']:.2f}).")
     add("")
     add("Largest single functions by self time:")
     add("")

@@ -24,6 +24,8 @@ from threadpoolctl import threadpool_limits
 
 from ceiling import create_app as create_ceiling  # bench/ is sys.path[0]
 from housing_api import create_app
+from housing_api.features import records_to_columns
+from housing_api.schemas import HomeSchema
 
 HERE = Path(__file__).resolve().parent
 
@@ -55,6 +57,21 @@ def cpu_ms(client, rows, n: int) -> float:
     return (time.process_time() - start) / n * 1000
 
 
+def model_cpu_ms(app, rows, n: int) -> float:
+    """CPU ms of the model alone per home: the loaded version's
+    ``predict`` (features, estimator, interval, warnings) on validated
+    columns, no HTTP, no validation, no JSON."""
+    predictor = app.extensions["housing"].predictor
+    schema = HomeSchema()
+    columns = [records_to_columns([schema.fast_load(row)]) for row in rows]
+    for c in columns:
+        predictor.predict(c)
+    start = time.process_time()
+    for i in range(n):
+        predictor.predict(columns[i % len(columns)])
+    return (time.process_time() - start) / n * 1000
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", required=True)
@@ -73,7 +90,9 @@ def main(argv=None):
             cpu_ms(client, rows, 200)
         result = {"requests": args.requests,
                   "ceiling_cpu_ms": cpu_ms(ceiling, rows, args.requests),
-                  "service_cpu_ms": cpu_ms(service, rows, args.requests)}
+                  "service_cpu_ms": cpu_ms(service, rows, args.requests),
+                  "model_cpu_ms": model_cpu_ms(service.application, rows,
+                                               args.requests)}
         profile = cProfile.Profile()
         profile.enable()
         cpu_ms(service, rows, args.requests)
