@@ -1005,13 +1005,15 @@ def report(args, ctx, res: dict) -> str:
             continue
         # At half the ceiling's rate a request may cost twice the ceiling's.
         rest = 2 * p["ceiling_cpu_ms"] - p["ceiling_cpu_ms"] - p["model_cpu_ms"]
+        spent = p["service_cpu_ms"] - p["ceiling_cpu_ms"] - p["model_cpu_ms"]
+        left = (f"which leaves {rest:.2f} ms" if rest >= 0 else
+                f"already {-rest:.2f} ms over, with nothing left")
         add(f"- {LABELS[model]}: at {MIN_PREDICT_RATIO:.0%} of the ceiling, "
             f"a request may cost {2 * p['ceiling_cpu_ms']:.2f} ms; the "
             f"ceiling's own work (HTTP, JSON) takes {p['ceiling_cpu_ms']:.2f} "
-            f"and the model {p['model_cpu_ms']:.2f}, which leaves "
-            f"{rest:.2f} ms for validation, logging, metrics and the answer "
-            f"(the service spends "
-            f"{p['service_cpu_ms'] - p['ceiling_cpu_ms'] - p['model_cpu_ms']:.2f}).")
+            f"and the model {p['model_cpu_ms']:.2f}, {left} for validation, "
+            f"logging, metrics and the answer (the service spends "
+            f"{spent:.2f}).")
     add("")
     add("Largest single functions by self time:")
     add("")
