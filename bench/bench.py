@@ -1022,6 +1022,12 @@ def report(args, ctx, res: dict) -> str:
             f"`{f['function']}` {f['share']:.0%}"
             for f in res["profile"][model]["functions"][:5]))
     add("")
+    if any(res["profile"][m].get("tree") for m in MODELS):
+        add("Call trees of the same requests, from pyinstrument (a sampling "
+            "profiler, so less distorted by Python-heavy code): "
+            + ", ".join(f"[{LABELS[m]}](profiles/{m}.txt)" for m in MODELS
+                        if res["profile"][m].get("tree")) + ".")
+        add("")
     add("## Reproduce")
     add("")
     add("```sh")
@@ -1122,6 +1128,18 @@ def parse_args(argv=None):
     return args
 
 
+def write_report(args, res: dict, text: str) -> None:
+    """The report at ``args.out``, and the call trees beside it."""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    for model, profile in res.get("profile", {}).items():
+        if profile.get("tree"):
+            tree = args.out.parent / "profiles" / f"{model}.txt"
+            tree.parent.mkdir(exist_ok=True)
+            tree.write_text(profile["tree"])
+    say(f"bench: wrote {args.out}")
+
+
 def rerender(args) -> int:
     """Write the report of a previous run's ``--json-out`` again."""
     res = json.loads(args.report_from.read_text())
@@ -1130,7 +1148,7 @@ def rerender(args) -> int:
     text = report(argparse.Namespace(**res["args"]), ctx, res)
     print(text)
     if args.out:
-        args.out.write_text(text)
+        write_report(args, res, text)
     return 0
 
 
@@ -1185,9 +1203,7 @@ def main(argv=None) -> int:
     text = report(args, ctx, res)
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        say(f"bench: wrote {args.out}")
+        write_report(args, res, text)
     if args.json_out:
         args.json_out.write_text(json.dumps(res, indent=1, default=str))
     errors = sum(run["errors"] for model in res["predict"].values()

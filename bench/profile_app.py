@@ -6,7 +6,8 @@ ceiling app, posts the rows of ``--bodies`` through Flask's test client, one
 native thread, and prints one JSON object: CPU ms per request of each app
 without a profiler, and the service's self time per request grouped by the
 package the code belongs to (cProfile; the profiler's own overhead inflates
-Python-heavy code, so the groups are proportions, not exact costs).
+Python-heavy code, so the groups are proportions, not exact costs), and
+pyinstrument's call tree of the same requests (``tree``, text).
 
 Run by bench.py with ``PROMETHEUS_MULTIPROC_DIR`` set (as under Gunicorn)
 and ``OMP_NUM_THREADS=1`` before Python starts.
@@ -20,6 +21,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from pyinstrument import Profiler
 from threadpoolctl import threadpool_limits
 
 from ceiling import create_app as create_ceiling  # bench/ is sys.path[0]
@@ -97,6 +99,11 @@ def main(argv=None):
         profile.enable()
         cpu_ms(service, rows, args.requests)
         profile.disable()
+        # A sampling profiler's call tree, where cProfile gives flat self time.
+        sampler = Profiler(interval=0.0002)
+        with sampler:
+            cpu_ms(service, rows, args.requests)
+        tree = sampler.output_text(unicode=False, color=False)
 
     stats = pstats.Stats(profile).stats
     by_group = defaultdict(float)
@@ -111,6 +118,7 @@ def main(argv=None):
         key=lambda item: -item["share"])
     result["functions"] = [{"function": f, "share": t / total}
                            for t, f in sorted(functions, reverse=True)[:args.top]]
+    result["tree"] = tree
     print(json.dumps(result))
 
 
