@@ -525,8 +525,8 @@ class _TailGroups:
         self._group_of = {}
         if len(tails) <= self.MAX_TABLE:
             self._group_of = {t.tobytes(): g for g, t in enumerate(self.tails)}
-            diff = self.tails[:, None, :] - self.tails[None, :, :]
-            self._table = np.einsum("ghj,ghj->gh", diff, diff)
+            self._table = np.array([np.einsum("hj,hj->h", t, t) for t in (
+                self.tails - tail for tail in self.tails)])
             self._nearest = np.argsort(self._table, axis=1, kind="stable")
             self._sorted = np.take_along_axis(self._table, self._nearest, axis=1)
             sizes = counts[self._nearest]
@@ -534,29 +534,26 @@ class _TailGroups:
 
     @classmethod
     def find(cls, Y):
-        """Group by the longest trailing block with few distinct rows, or None."""
+        """Group by the longest trailing block with few distinct rows, or None.
+
+        Refined one column at a time from the right, so that no temporary is
+        larger than a column: big short-lived arrays would leave the master's
+        heap fragmented across model reloads.
+        """
         n, d = Y.shape
         limit = n // cls.MIN_ROWS_PER_GROUP
-
-        def distinct(p):
-            # Each row's bytes as one opaque value: equal rows, equal bytes.
-            tails = np.ascontiguousarray(Y[:, p:])
-            keys = tails.view(np.dtype((np.void, tails.itemsize * (d - p))))
-            _, first, inverse = np.unique(keys.reshape(-1), return_index=True,
-                                          return_inverse=True)
-            return first, inverse.reshape(-1)
-
-        lo, hi = 1, d  # the split lies in [lo, hi); hi means no grouping
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if len(distinct(mid)[0]) <= limit:
-                hi = mid
-            else:
-                lo = mid + 1
-        if hi >= d:
+        inverse, first, split = np.zeros(n, dtype=np.intp), None, d
+        for p in range(d - 1, 0, -1):
+            _, column = np.unique(Y[:, p], return_inverse=True)
+            keys = inverse * (int(column.max()) + 1) + column.reshape(-1)
+            _, refined_first, refined = np.unique(
+                keys, return_index=True, return_inverse=True)
+            if len(refined_first) > limit:
+                break
+            inverse, first, split = refined.reshape(-1), refined_first, p
+        if split == d:
             return None
-        first, inverse = distinct(hi)
-        return cls(Y, hi, inverse, Y[first, hi:])
+        return cls(Y, split, inverse, Y[first, split:])
 
     def candidates(self, x, k, margin):
         """Training rows whose distance to x may be among the k smallest.
