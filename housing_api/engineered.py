@@ -441,16 +441,8 @@ class EngineeredFeatures(FeatureSet):
         return list(FEATURE_NAMES)
 
     def transform(self, columns, demographics, context=None):
-        zipcodes = columns["zipcode"]
-        row = None
-        if (type(zipcodes) is list and len(zipcodes) == 1
-                and isinstance(zipcodes[0], str)):
-            row = demographics.index.get(zipcodes[0])
-        if row is None:  # several homes, or an unknown zipcode to report
-            rows = demographics.rows(zipcodes)
-        else:
-            rows = demographics.values[row:row + 1]
-        return engineer(columns, rows, demographics.columns, context)
+        return engineer(columns, demographics.rows(columns["zipcode"]),
+                        demographics.columns, context)
 
     def load_context(self, path):
         context = NeighbourContext.from_npz(path)

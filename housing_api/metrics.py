@@ -5,6 +5,7 @@ worker writes its samples to files there and ``/metrics`` sums them over
 all workers, so counters survive rolling reloads. Without it (dev server,
 tests) each app gets a registry of its own.
 """
+import collections
 import ipaddress
 import os
 
@@ -54,16 +55,6 @@ class ServiceMetrics:
     def observe_predictions(self, endpoint, version, columns, prices):
         """Record one request's priced homes."""
         self.predictions.labels(version, endpoint).inc(len(prices))
-        if len(prices) == 1:  # one home: no array work
-            self.price.observe(float(prices[0]))
-            for name, histogram in (("sqft_living", self.sqft_living),
-                                    ("grade", self.grade)):
-                if name in columns:
-                    histogram.observe(float(columns[name][0]))
-            self.zipcodes.labels(columns["zipcode"][0]).inc()
-            if endpoint.endswith("Batch"):
-                self.batch_rows.observe(1)
-            return
         if endpoint.endswith("Batch"):
             self.batch_rows.observe(len(prices))
         observe_many(self.price, prices)
@@ -71,8 +62,7 @@ class ServiceMetrics:
                                 ("grade", self.grade)):
             if name in columns:
                 observe_many(histogram, columns[name])
-        zipcodes, counts = np.unique(columns["zipcode"], return_counts=True)
-        for zipcode, count in zip(zipcodes.tolist(), counts.tolist()):
+        for zipcode, count in collections.Counter(columns["zipcode"]).items():
             self.zipcodes.labels(zipcode).inc(count)
 
     def observe_rejection(self, errors):
@@ -97,6 +87,9 @@ def observe_many(histogram, values) -> None:
     writes under Gunicorn) per histogram. Uses the same per-bucket values
     that ``Histogram.observe`` increments.
     """
+    if len(values) == 1:  # one home: the array work would cost more
+        histogram.observe(float(values[0]))
+        return
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return
