@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import threading
-import time
 
 from gunicorn import glogging
 
@@ -47,7 +46,7 @@ class JsonLogger(glogging.Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
-        from housing_api.logs import formatter
+        from housing_api.ops.logs import formatter
 
         fmt = formatter(os.environ.get("HOUSING_LOG_FORMAT", "json"))
         for handler in self.error_log.handlers + self.access_log.handlers:
@@ -65,40 +64,17 @@ def _state(server):
 
 
 def when_ready(server):
-    # Poll the store's pointer so that a CLI activation, or one made by
-    # another replica sharing the store, rolls this master's workers too.
-    # The thread only reads one small file and sends a signal: nothing it
-    # does can hold a lock that a forked worker would inherit.
+    # Poll the store's pointer, so that a CLI activation or one made by
+    # another replica sharing the store rolls this master's workers too.
     interval = float(server.app.wsgi().config["MODEL_WATCH_INTERVAL"])
     if interval > 0:
-        threading.Thread(target=_watch_pointer, args=(server, interval),
-                         name="model-watcher", daemon=True).start()
+        from housing_api.serving import PointerWatcher
 
-
-def _watch_pointer(server, interval):
-    state = _state(server)
-    seen = signalled = None
-    while True:
-        time.sleep(interval)
-        try:
-            pointer = state.store.current()
-            complete = pointer is not None and state.store.exists(pointer)
-        except OSError:
-            continue
-        if pointer is None or pointer == state.version:
-            seen = signalled = None
-        elif pointer == signalled:
-            # Signalled once and still not loaded: the version is broken
-            # (on_reload logged why). Wait for the pointer to move again.
-            continue
-        elif pointer != seen or not complete:
-            # Wait one more poll: the admin API's own HUP usually lands
-            # first, and another replica's copy of the folder may be
-            # incomplete yet. Each HUP replaces every worker.
-            seen = pointer
-        else:
-            signalled = pointer
-            os.kill(server.pid, signal.SIGHUP)
+        watcher = PointerWatcher(_state(server))
+        threading.Thread(
+            target=watcher.run, name="model-watcher", daemon=True,
+            args=(interval, lambda: os.kill(server.pid, signal.SIGHUP)),
+        ).start()
 
 
 def on_reload(server):

@@ -2,11 +2,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from housing_api import boosting, create_app
-from housing_api.model_store import ModelStore
-from housing_api.smoke import read_homes
-from housing_api.training import train_version
+from housing_api import create_app
+from housing_api.cli import main
+from housing_api.training import boosting
+from housing_api.store import ModelStore
+from housing_api.cli.smoke import read_homes
+from housing_api.training.train import train_version
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 TOKEN = "test-admin-token-0123456789"
@@ -51,9 +54,24 @@ def client(app):
     return app.test_client()
 
 
+class HousingCliRunner(CliRunner):
+    """Runs ``housing-api`` commands with ``config`` as ``HOUSING_*`` variables.
+
+    The way a user configures the CLI; ``invoke(args=[...])`` as with
+    Flask's test runner.
+    """
+
+    def __init__(self, config):
+        super().__init__(env={f"HOUSING_{key}": str(value)
+                              for key, value in config.items()})
+
+    def invoke(self, cli=None, args=None, **kwargs):
+        return super().invoke(cli or main, args, **kwargs)
+
+
 @pytest.fixture
-def runner(app):
-    return app.test_cli_runner()
+def runner(model_dir):
+    return HousingCliRunner({"MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR})
 
 
 @pytest.fixture

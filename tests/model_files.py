@@ -7,8 +7,8 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import RobustScaler
 
-from housing_api.artifacts import dump_skops
-from housing_api.model_store import DEMOGRAPHICS, METADATA, ModelStore
+from housing_api.formats import dump_skops
+from housing_api.store import DEMOGRAPHICS, METADATA, ModelStore
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -59,13 +59,15 @@ def tamper(path: Path) -> None:
 
 def boosted_payload(rows: int = 3000, rounds: int = 10) -> tuple[dict, dict]:
     """(files, metadata) of a small boosted version, with its neighbours.npz."""
-    from housing_api import boosting, training
-    from housing_api.features import Demographics
+    from housing_api.inference.demographics import Demographics
+    from housing_api.training import boosting
+    from housing_api.training.data import DEMOGRAPHICS_CSV, Sales
+    from housing_api.training.train import fit_lightgbm
 
-    sales = training.Sales.read(DATA_DIR)
-    demographics = Demographics.from_csv(DATA_DIR / training.DEMOGRAPHICS_CSV)
-    fit = training.fit_lightgbm(sales, demographics, np.arange(rows), params={
+    sales = Sales.read(DATA_DIR)
+    demographics = Demographics.from_csv(DATA_DIR / DEMOGRAPHICS_CSV)
+    fit = fit_lightgbm(sales, demographics, np.arange(rows), params={
         **boosting.DEFAULT_PARAMS, "num_boost_round": rounds})
     files = {**fit.files,
-             DEMOGRAPHICS: (DATA_DIR / training.DEMOGRAPHICS_CSV).read_bytes()}
+             DEMOGRAPHICS: (DATA_DIR / DEMOGRAPHICS_CSV).read_bytes()}
     return files, fit.metadata

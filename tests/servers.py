@@ -10,11 +10,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,3 +134,70 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
         # Our own session: the master and the workers it forked.
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def served(url) -> str:
+    """The version named by /health/ready, on a new connection."""
+    return requests.get(f"{url}/health/ready", timeout=10).json()["model"]["version"]
+
+
+def wait_converged(server, version, old_workers, timeout=30.0,
+                   workers=2) -> float:
+    """Wait until every worker serves ``version``; return the seconds it took.
+
+    Every worker was forked after the swap (none of ``old_workers`` is
+    left), and answers on several new connections all name ``version``.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        pids = worker_pids(server.pid)
+        if len(pids) == workers and not pids & old_workers:
+            answers = {served(server.url) for _ in range(3 * workers)}
+            model = requests.get(f"{server.url}/v1/model", timeout=10).json()
+            if answers == {version} and model["version"] == version:
+                return time.monotonic() - start
+        time.sleep(0.05)
+    pytest.fail(f"{version} not served by every worker within {timeout:g} s:\n"
+                + server.log_text()[-3000:])
+
+
+class Load:
+    """Clients sending requests on new connections until stopped.
+
+    Bounded: each thread stops after ``cap`` requests even if never told.
+    """
+
+    def __init__(self, url, home, threads=2, cap=5000):
+        self.url, self.home, self.cap = url, home, cap
+        self.results, self.failures = [], []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True)
+                         for _ in range(threads)]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self):
+        for i in range(self.cap):
+            if self._stop.is_set():
+                return
+            try:
+                if i % 2:
+                    response = requests.get(f"{self.url}/v1/model", timeout=30)
+                    version = response.json().get("version")
+                else:
+                    response = requests.post(f"{self.url}/v1/predict",
+                                             json=self.home, timeout=30)
+                    version = response.json().get("model", {}).get("version")
+                if response.status_code != 200:
+                    self.failures.append((response.status_code, response.text))
+                self.results.append(version)
+            except Exception as exc:  # a failed request is the finding
+                self.failures.append((type(exc).__name__, str(exc)))

@@ -1,0 +1,43 @@
+"""The application factory."""
+import logging
+
+from .serving import ModelState
+from .settings import configured_app
+from .store import ModelStore, ModelStoreError
+from .web import access_log, blueprints, limits, metrics, proxies, request_ids
+
+log = logging.getLogger("housing_api")
+
+
+def create_app(test_config=None):
+    """Create and configure the app, and load the active model version.
+
+    Config order: ``housing_api.config``, ``instance/config.py``,
+    ``HOUSING_*`` environment variables, then ``test_config``.
+    """
+    app = configured_app(test_config)
+    proxies.init_app(app)
+    request_ids.init_app(app)
+    access_log.init_app(app)
+    blueprints.init_app(app)
+    # Metrics first: their before_request starts the clock that their
+    # after_request needs, and the limiter's before_request raises the 429
+    # that would otherwise skip it (refused requests would not be counted).
+    service_metrics = metrics.init_app(app)
+    limits.init_app(app)
+    serve_active_version(app, service_metrics)
+    return app
+
+
+def serve_active_version(app, service_metrics) -> None:
+    """Put the model state in ``app.extensions`` and load CURRENT's version."""
+    state = ModelState(
+        ModelStore(app.config["MODEL_DIR"], lean=app.config["LEAN_INFERENCE"]),
+        service_metrics)
+    app.extensions["housing"] = state
+    try:
+        state.reload()
+    except ModelStoreError:
+        # Live but not ready: /health/ready says 503 until a good version.
+        log.exception("the active model version could not be loaded")
+    service_metrics.set_model(state.predictor)

@@ -1,0 +1,25 @@
+"""``housing-api``: train, evaluate, manage versions, smoke-test a server.
+
+Its own click group, not Flask's: ``--help`` imports only click and the
+command modules, and each command imports what it needs when it runs.
+Flask's and the extensions' commands (``routes``, ``openapi``, ``limiter``)
+stay reachable through ``flask --app housing_api``. The top layer: may
+import anything below it.
+"""
+import click
+
+from .evaluate import evaluate_command, search_command
+from .models import models_group
+from .smoke import smoke_command
+from .train import train_command
+
+
+@click.group(name="housing-api",
+             context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """Sound Realty house-price service: training and operations."""
+
+
+for _command in (train_command, smoke_command, models_group, evaluate_command,
+                 search_command):
+    main.add_command(_command)

@@ -1,0 +1,91 @@
+"""``housing-api models``: list, activate, roll back, delete and import versions."""
+from pathlib import Path
+
+import click
+
+from .context import config, fail, model_store
+
+
+@click.group("models")
+def models_group():
+    """List, activate, roll back, delete and import model versions."""
+
+
+@models_group.command("list")
+def list_command():
+    """List stored versions (* active, ^ previous)."""
+    store = model_store(config())
+    current, previous = store.current(), store.previous()
+    if not store.list_versions():
+        click.echo(f"no model versions in {store.root}")
+    for version in store.list_versions():
+        metrics = store.metadata(version).get("metrics", {}).get("holdout", {})
+        mark = "*" if version == current else "^" if version == previous else " "
+        click.echo(f"{mark} {version}  R2 {metrics.get('r2', float('nan')):.4f}  "
+                   f"MAPE {metrics.get('mape', float('nan')):.1%}")
+
+
+@models_group.command("activate")
+@click.argument("version")
+def activate_command(version):
+    """Activate VERSION; running servers pick it up within seconds."""
+    from ..store import ModelStoreError
+
+    try:
+        model_store(config()).activate(version)
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"active: {version}")
+
+
+@models_group.command("rollback")
+def rollback_command():
+    """Re-activate the version active before the current one."""
+    from ..store import ModelStoreError
+
+    try:
+        version = model_store(config()).rollback()
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"active: {version}")
+
+
+@models_group.command("delete")
+@click.argument("version")
+def delete_command(version):
+    """Delete VERSION (never the active one)."""
+    from ..store import ModelStoreError
+
+    try:
+        model_store(config()).delete(version)
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"deleted: {version}")
+
+
+@models_group.command("import")
+@click.argument("pickle_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--features", "features_path", required=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="model_features.json written by the training script.")
+@click.option("--activate", is_flag=True, help="Activate it once stored.")
+def import_command(pickle_path, features_path, activate):
+    """Convert a local model.pkl from Sound Realty's script into a version.
+
+    Unpickling runs code from the file: only import a file you made.
+    """
+    from ..store import ModelStoreError
+    from ..training.importer import import_pickle
+
+    click.echo("warning: loading a pickle executes code from it; only import "
+               "files from a trusted local source.", err=True)
+    settings = config()
+    store = model_store(settings)
+    try:
+        version = import_pickle(Path(pickle_path), Path(features_path),
+                                settings["DATA_DIR"], store)
+        if activate:
+            store.activate(version)
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"stored {version}" + (" (active)" if activate else ""))

@@ -1,0 +1,133 @@
+"""``housing-api smoke``: check a running service with real homes, every answer."""
+import csv
+import math
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from .context import config, fail
+
+
+@dataclass
+class SmokeReport:
+    url: str
+    rows: int = 0
+    prices: list = field(default_factory=list)
+    latencies_ms: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+    versions: set = field(default_factory=set)
+
+    def summary(self) -> str:
+        lines = [f"smoke test of {self.url}: {self.rows} rows, "
+                 f"{len(self.failures)} failures"]
+        if self.prices:
+            lines.append("price: min ${:,.2f}  median ${:,.2f}  max ${:,.2f}".format(
+                min(self.prices), statistics.median(self.prices), max(self.prices)))
+        if len(self.latencies_ms) > 1:
+            q = statistics.quantiles(self.latencies_ms, n=100, method="inclusive")
+            lines.append(f"latency (single): p50 {q[49]:.1f} ms  p90 {q[89]:.1f} ms"
+                         f"  p99 {q[98]:.1f} ms  max {max(self.latencies_ms):.1f} ms")
+        lines.append(f"model versions seen: {', '.join(sorted(self.versions))}")
+        lines.extend(f"FAIL {f}" for f in self.failures[:20])
+        return "\n".join(lines)
+
+
+def read_homes(path: Path) -> list[dict]:
+    """Read homes from a CSV with the future-examples header, typed."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{k: v if k == "zipcode" else float(v) if "." in v else int(v)
+             for k, v in row.items()} for row in rows]
+
+
+def _check_estimate(body, where, report) -> float | None:
+    price = body.get("prediction")
+    interval = body.get("interval") or {}
+    if not isinstance(price, (int, float)) or not math.isfinite(price) or price <= 0:
+        report.failures.append(f"{where}: bad prediction {price!r}")
+        return None
+    if not interval.get("lower", math.inf) <= price <= interval.get("upper", -1):
+        report.failures.append(f"{where}: prediction outside its interval")
+    return price
+
+
+def wait_until_ready(url: str, seconds: float) -> bool:
+    """Poll ``/health/ready`` until it answers 200 or ``seconds`` pass."""
+    import requests  # here, not at the top: --help must not wait for it
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url.rstrip('/')}/health/ready", timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def run_smoke(url: str, path: Path, timeout: float = 10.0) -> SmokeReport:
+    """Post each home alone and all of them as one batch; check every answer."""
+    import requests
+
+    url = url.rstrip("/")
+    homes = read_homes(path)
+    report = SmokeReport(url=url, rows=len(homes))
+    singles = []
+    with requests.Session() as http:
+        for i, home in enumerate(homes):
+            start = time.perf_counter()
+            try:
+                r = http.post(f"{url}/v1/predict", json=home, timeout=timeout)
+            except requests.RequestException as exc:
+                report.failures.append(f"row {i}: {exc}")
+                singles.append(None)
+                continue
+            report.latencies_ms.append((time.perf_counter() - start) * 1000)
+            body = r.json() if r.headers.get("Content-Type", "").startswith(
+                "application/json") else {}
+            if r.status_code != 200:
+                report.failures.append(f"row {i}: HTTP {r.status_code} {body}")
+                singles.append(None)
+                continue
+            if not r.headers.get("X-Request-ID"):
+                report.failures.append(f"row {i}: no X-Request-ID header")
+            report.versions.add(body.get("model", {}).get("version", "?"))
+            singles.append(_check_estimate(body, f"row {i}", report))
+        r = http.post(f"{url}/v1/predict/batch", json={"instances": homes},
+                      timeout=timeout * 6)
+        if r.status_code != 200:
+            report.failures.append(f"batch: HTTP {r.status_code}")
+            return report
+        batch = r.json()["predictions"]
+        if len(batch) != len(homes):
+            report.failures.append(f"batch: {len(batch)} answers for {len(homes)}")
+        for i, (one, many) in enumerate(zip(singles, batch)):
+            price = _check_estimate(many, f"batch row {i}", report)
+            if one is not None and price is not None and abs(one - price) > 0.005:
+                report.failures.append(f"batch row {i}: {price} != single {one}")
+            elif price is not None:
+                report.prices.append(price)
+    return report
+
+
+@click.command("smoke")
+@click.option("--url", required=True, help="Base URL of a running service.")
+@click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Homes to send [default: DATA_DIR/"
+                                 "future_unseen_examples.csv].")
+@click.option("--wait", type=float, default=0, show_default=True,
+              help="Seconds to wait for /health/ready first.")
+def smoke_command(url, csv_path, wait):
+    """Post every example to a running service and check every answer."""
+    if wait and not wait_until_ready(url, wait):
+        fail(f"{url} was not ready within {wait:g} s")
+    path = Path(csv_path or config()["DATA_DIR"] / "future_unseen_examples.csv")
+    report = run_smoke(url, path)
+    click.echo(report.summary())
+    if report.failures:
+        sys.exit(1)

@@ -1,0 +1,127 @@
+"""A loaded model version: client columns in, prices and ranges out."""
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .demographics import Demographics
+from .features import FeatureSet
+
+
+#: How each kind of model output becomes a price in USD.
+TARGETS = {
+    "price": lambda raw, columns: raw,
+    "log_price_per_sqft": lambda raw, columns: np.exp(
+        raw + np.log(np.asarray(columns["sqft_living"], dtype=np.float64))),
+}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Prices in USD with an interval at ``level``, one entry per home."""
+
+    price: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float
+    warnings: list[list[str]]
+
+
+class Predictor:
+    """Serve one stored model version.
+
+    ``estimator`` is anything with ``predict(X)``; the metadata's ``target``
+    says what it predicts (``price``, the default, or ``log_price_per_sqft``).
+    ``context`` is fitted state the feature set needs. The model store builds
+    both from the version folder. Knows nothing about HTTP.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        metadata: Mapping,
+        estimator,
+        feature_set: FeatureSet,
+        demographics: Demographics,
+        context=None,
+    ):
+        self.version = version
+        self.metadata = metadata
+        self.name = metadata["name"]
+        self.estimator = estimator
+        self.feature_set = feature_set
+        self.demographics = demographics
+        self.context = context
+        self.target = metadata.get("target", "price")
+        if self.target not in TARGETS:
+            raise ValueError(f"unknown target {self.target!r}")
+        interval = metadata["interval"]
+        self.level = float(interval["level"])
+        self._edges = np.asarray(interval["edges"], dtype=np.float64)
+        self._lower = np.exp(np.asarray(interval["lower"], dtype=np.float64))
+        self._upper = np.exp(np.asarray(interval["upper"], dtype=np.float64))
+        # Checked here, at load: a malformed interval would otherwise pass
+        # the publish check and fail only for homes in a band it lacks.
+        bands = len(self._edges) + 1
+        if not (0 < self.level < 1 and self._edges.ndim == 1
+                and np.all(np.isfinite(self._edges))
+                and np.all(np.diff(self._edges) >= 0)
+                and self._lower.shape == self._upper.shape == (bands,)
+                and np.all(np.isfinite(self._lower) & np.isfinite(self._upper))):
+            raise ValueError("interval needs a level in (0, 1), sorted finite "
+                             "edges, and one finite lower and upper log ratio "
+                             "per price band (one more than the edges)")
+        self._ranges = [
+            (name, float(lo), float(hi))
+            for name, (lo, hi) in metadata["input_ranges"].items()
+        ]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Client columns this version reads (the minimal contract)."""
+        return self.feature_set.inputs
+
+    def features(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Return the feature matrix for ``columns``."""
+        return self.feature_set.transform(columns, self.demographics, self.context)
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> Prediction:
+        """Predict every home in ``columns`` with one estimator call."""
+        raw = np.asarray(self.estimator.predict(self.features(columns)))
+        price = TARGETS[self.target](raw, columns)
+        # Per-price-band multiplicative interval, calibrated out of fold when
+        # the version was trained (see training.calibrate_interval).
+        band = np.searchsorted(self._edges, price, side="right")
+        return Prediction(
+            price=price,
+            lower=price * self._lower[band],
+            upper=price * self._upper[band],
+            level=self.level,
+            warnings=self.range_warnings(columns, len(price)),
+        )
+
+    def range_warnings(self, columns, n: int) -> list[list[str]]:
+        """Say, per home, which inputs lie outside the training data's range."""
+        warnings = [[] for _ in range(n)]
+        for name, lo, hi in self._ranges:
+            values = columns.get(name)
+            if values is None:
+                continue
+            if n == 1:  # one home: plain floats beat array operations
+                value = float(values[0])
+                if not lo <= value <= hi:
+                    warnings[0].append(_range_warning(name, value, lo, hi))
+                continue
+            for i in np.flatnonzero((values < lo) | (values > hi)):
+                warnings[i].append(_range_warning(name, values[i], lo, hi))
+        return warnings
+
+
+def _range_warning(name: str, value, lo: float, hi: float) -> str:
+    if value < lo:
+        side, bound = "below the smallest", lo
+    else:
+        side, bound = "above the largest", hi
+    return (f"{name}={value:g} is {side} value seen in training ({bound:g}); "
+            "the estimate is an extrapolation")

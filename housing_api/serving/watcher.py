@@ -1,0 +1,50 @@
+"""The Gunicorn master's watch on the store's pointer (``model/CURRENT``).
+
+A CLI activation, or one made by another replica sharing the store, moves
+the pointer without signalling this master; the watcher notices and asks
+for a rolling reload. It only reads one small file and sends a signal:
+nothing it does can hold a lock that a forked worker would inherit.
+"""
+import time
+from collections.abc import Callable
+
+from .state import ModelState
+
+
+class PointerWatcher:
+    """Decide, poll by poll, when to roll the workers onto the pointer's version."""
+
+    def __init__(self, state: ModelState):
+        self.state = state
+        self._seen = self._signalled = None
+
+    def poll(self) -> bool:
+        """Return whether a reload should be asked for now."""
+        store = self.state.store
+        try:
+            pointer = store.current()
+            complete = pointer is not None and store.exists(pointer)
+        except OSError:
+            return False
+        if pointer is None or pointer == self.state.version:
+            self._seen = self._signalled = None
+        elif pointer == self._signalled:
+            # Signalled once and still not loaded: the version is broken
+            # (on_reload logged why). Wait for the pointer to move again.
+            pass
+        elif pointer != self._seen or not complete:
+            # Wait one more poll: the admin API's own HUP usually lands
+            # first, and another replica's copy of the folder may be
+            # incomplete yet. Each HUP replaces every worker.
+            self._seen = pointer
+        else:
+            self._signalled = pointer
+            return True
+        return False
+
+    def run(self, interval: float, reload: Callable[[], None]) -> None:
+        """Poll every ``interval`` seconds, forever, calling ``reload`` when due."""
+        while True:
+            time.sleep(interval)
+            if self.poll():
+                reload()

@@ -1,0 +1,112 @@
+"""A stored version loaded into a ready predictor; the checks a new one must pass."""
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from .. import formats
+from ..inference.demographics import Demographics
+from ..inference.features import UnknownFeatureSetError, get_feature_set
+from ..inference.predictor import Predictor
+from .errors import InvalidModelError
+from .files import DEMOGRAPHICS, FILE_NAME_RE, METADATA, sha256_file
+
+log = logging.getLogger(__name__)
+
+
+def load_version(folder: Path, version: str, lean: bool = True) -> Predictor:
+    """Load the version stored in ``folder``; raise InvalidModelError.
+
+    Every file is checked against its sha256 in the metadata first; with
+    ``lean``, the estimator is served through its lean twin where one exists.
+    """
+    try:
+        metadata = json.loads((folder / METADATA).read_text())
+        artifact = metadata["artifact"]
+        feature_set = get_feature_set(metadata["feature_set"])
+        checksums = {**metadata.get("files", {}),
+                     artifact["file"]: artifact["sha256"],
+                     DEMOGRAPHICS: metadata["demographics_sha256"]}
+        for name, expected in checksums.items():
+            if not FILE_NAME_RE.match(name) or name == METADATA:
+                raise InvalidModelError(f"invalid file name {name!r}")
+            if sha256_file(folder / name) != expected:
+                raise InvalidModelError(
+                    f"{name} does not match its sha256 in the metadata"
+                )
+        context_file = getattr(feature_set, "context_file", None)
+        if context_file and context_file not in checksums:
+            raise InvalidModelError(
+                f"feature set {feature_set.name!r} needs {context_file}")
+        demographics = Demographics.from_csv(folder / DEMOGRAPHICS)
+        expected = feature_set.names(demographics)
+        if list(metadata["features"]) != expected:
+            raise InvalidModelError(
+                f"metadata features do not match feature set "
+                f"{feature_set.name!r}: expected {expected}"
+            )
+        estimator = formats.load(
+            artifact["format"], folder / artifact["file"], len(expected)
+        )
+        if lean:
+            estimator = _lean(estimator, version)
+        extra = {}
+        if context_file:
+            extra["context"] = _load_context(feature_set, folder / context_file)
+        return Predictor(
+            version=version,
+            metadata=metadata,
+            estimator=estimator,
+            feature_set=feature_set,
+            demographics=demographics,
+            **extra,
+        )
+    except InvalidModelError:
+        raise
+    except (UnknownFeatureSetError, formats.ArtifactError) as exc:
+        raise InvalidModelError(str(exc)) from exc
+    except FileNotFoundError as exc:
+        raise InvalidModelError(f"missing file: {exc.filename}") from exc
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise InvalidModelError(f"incomplete metadata: {exc!r}") from exc
+
+
+def _load_context(feature_set, path: Path):
+    try:
+        return feature_set.load_context(path)
+    except Exception as exc:
+        raise InvalidModelError(f"cannot load {path.name}: {exc}") from exc
+
+
+def _lean(estimator, version: str):
+    """The lean equivalent of ``estimator``, or ``estimator`` if it has none."""
+    try:
+        from ..inference.lean import UnsupportedModel, make_lean
+    except ImportError as exc:  # private library internals moved
+        log.warning("lean inference unavailable (%s); serving %s through the "
+                    "library", exc, version)
+        return estimator
+    try:
+        return make_lean(estimator)
+    except UnsupportedModel as exc:
+        log.info("serving %s through the library: %s", version, exc)
+        return estimator
+
+
+def check_predictions(columns: Mapping[str, np.ndarray]) -> Callable:
+    """Return a publish check: prices for ``columns`` are finite and positive."""
+
+    def check(predictor: Predictor) -> None:
+        price = predictor.predict(columns).price
+        if price.shape != (len(columns["zipcode"]),):
+            raise InvalidModelError(f"predictions have shape {price.shape}")
+        bad = np.flatnonzero(~np.isfinite(price) | (price <= 0))
+        if bad.size:
+            raise InvalidModelError(
+                f"non-finite or non-positive prices for example rows "
+                f"{bad[:10].tolist()}"
+            )
+
+    return check

@@ -1,0 +1,156 @@
+"""Train model versions from the CSVs in the data folder."""
+import platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.base import clone
+from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import RobustScaler
+
+from .. import formats
+from ..inference.demographics import Demographics
+from ..inference.features import get_feature_set
+from ..inference.predictor import Predictor
+from ..store import DEMOGRAPHICS, ModelStore, check_predictions
+from .data import DEMOGRAPHICS_CSV, SPLIT_SEED, Sales, read_examples, take
+from .metrics import calibrate_interval, input_ranges, regression_metrics
+
+
+def library_versions() -> dict:
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "pandas": pd.__version__, "scikit-learn": sklearn.__version__}
+
+
+def reference_pipeline():
+    """Sound Realty's reference estimator, exactly as their script builds it."""
+    return make_pipeline(RobustScaler(), KNeighborsRegressor())
+
+
+@dataclass
+class Fitted:
+    """A model fitted on some rows: its files and metadata, and a predictor."""
+
+    files: dict
+    metadata: dict
+    predictor: Predictor
+
+
+def fitted(files, metadata, estimator, feature_set, demographics, sales, rows,
+           context=None):
+    """Complete the metadata every version has and wrap it in a Fitted."""
+    metadata = {
+        **metadata,
+        "feature_set": feature_set.name,
+        "features": feature_set.names(demographics),
+        "inputs": list(feature_set.inputs),
+        "input_ranges": input_ranges(take(sales.columns, rows)),
+    }
+    predictor = Predictor(version="unsaved", metadata=metadata, estimator=estimator,
+                          feature_set=feature_set, demographics=demographics,
+                          context=context)
+    return Fitted(files, metadata, predictor)
+
+
+def fit_reference(sales: Sales, demographics: Demographics, rows: np.ndarray,
+                  params: dict | None = None) -> Fitted:
+    """Fit the reference pipeline on ``rows`` of ``sales`` (no parameters)."""
+    feature_set = get_feature_set("reference")
+    X = feature_set.transform(take(sales.columns, rows), demographics)
+    y = sales.price[rows]
+    model = reference_pipeline().fit(X, y)
+    oof = cross_val_predict(clone(model), X, y,
+                            cv=KFold(5, shuffle=True, random_state=SPLIT_SEED))
+    metadata = {
+        "name": "reference-knn",
+        "algorithm": "make_pipeline(RobustScaler(), KNeighborsRegressor())",
+        "interval": calibrate_interval(oof, y),
+        "artifact": {"file": "model.skops", "format": "skops"},
+    }
+    return fitted({"model.skops": formats.dump_skops(model)}, metadata, model,
+                  feature_set, demographics, sales, rows)
+
+
+def fit_lightgbm(sales: Sales, demographics: Demographics, rows: np.ndarray,
+                 params: dict | None = None) -> Fitted:
+    """Fit the boosted model (see ``boosting``) on ``rows`` of ``sales``."""
+    from . import boosting
+
+    feature_set = get_feature_set("engineered-v1")
+    columns = take(sales.columns, rows)
+    data = boosting.TrainingData(
+        columns, demographics.rows(columns["zipcode"]), demographics.columns,
+        np.log(sales.price[rows]), sales.frame["id"].to_numpy()[rows])
+    params = dict(boosting.DEFAULT_PARAMS if params is None else params)
+    booster, context, interval = boosting.fit(data, params)
+    metadata = {
+        "name": "lightgbm-neighbourhood",
+        "algorithm": "LightGBM on log price per sq ft: client columns, "
+                     "demographics, engineered and out-of-fold neighbourhood "
+                     "price features",
+        "hyperparameters": params,
+        "target": "log_price_per_sqft",
+        "interval": interval,
+        "artifact": {"file": "model.lgb.txt", "format": "lightgbm"},
+    }
+    files = {"model.lgb.txt": formats.dump_lightgbm(booster),
+             feature_set.context_file: context.to_npz()}
+    return fitted(files, metadata, formats.LightGBMRegressor(booster),
+                  feature_set, demographics, sales, rows, context)
+
+
+ALGORITHMS = {"reference": fit_reference, "lightgbm": fit_lightgbm}
+
+
+def build_version(data_dir: Path, algorithm: str = "reference") -> tuple[dict, dict]:
+    """Fit ``algorithm`` on Sound Realty's split; return (files, metadata)."""
+    data_dir = Path(data_dir)
+    sales = Sales.read(data_dir)
+    demographics = Demographics.from_csv(data_dir / DEMOGRAPHICS_CSV)
+    train, holdout = sales.split()
+    fit = ALGORITHMS[algorithm](sales, demographics, train)
+    fit.metadata["trainer"] = algorithm
+
+    def metrics(rows):
+        price = fit.predictor.predict(take(sales.columns, rows)).price
+        return regression_metrics(sales.price[rows], price)
+
+    metadata = {
+        **fit.metadata,
+        "metrics": {"holdout": metrics(holdout), "train": metrics(train),
+                    "protocol": "train_test_split(random_state=42), 25% holdout"},
+        "library_versions": library_versions(),
+        "training_data_sha256": sales.sha256,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    files = {**fit.files, DEMOGRAPHICS: (data_dir / DEMOGRAPHICS_CSV).read_bytes()}
+    return files, metadata
+
+
+def train_version(data_dir: Path, store: ModelStore,
+                  algorithm: str = "reference") -> tuple[str, dict]:
+    """Train ``algorithm`` and store it as a new, inactive version."""
+    files, metadata = build_version(data_dir, algorithm)
+    version = store.publish(files, metadata,
+                            check=check_predictions(read_examples(data_dir)))
+    return version, store.metadata(version)
+
+
+def promotion_decision(store: ModelStore, metadata: dict) -> tuple[bool, str]:
+    """Promote only if holdout R2 and MAPE are no worse than the active's."""
+    current = store.current()
+    if current is None:
+        return True, "no version was active"
+    new = metadata["metrics"]["holdout"]
+    old = store.metadata(current)["metrics"]["holdout"]
+    verdict = new["r2"] >= old["r2"] and new["mape"] <= old["mape"]
+    return verdict, (
+        f"holdout R2 {new['r2']:.4f} vs {old['r2']:.4f} and MAPE "
+        f"{new['mape']:.2%} vs {old['mape']:.2%} of active {current}: "
+        + ("no worse, promoted" if verdict else "worse, not promoted")
+    )

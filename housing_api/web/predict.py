@@ -1,0 +1,322 @@
+"""Price estimates: single homes, minimal inputs, batches and CSV."""
+import csv
+import io
+
+from flask import current_app, g, jsonify, request
+from flask.views import MethodView
+from flask_smorest import abort
+from marshmallow import ValidationError
+
+from ..inference.columns import records_to_columns
+from .api import Blueprint
+from .schemas import (
+    BatchPredictionSchema, BatchSchema, FeaturesSchema, HomeSchema,
+    MinimalHomeSchema, ModelInfoSchema, PredictionSchema, ZipcodesSchema,
+)
+
+blp = Blueprint(
+    "predict", __name__, url_prefix="/v1",
+    description="Price estimates for homes about to be sold.",
+)
+blp.document_errors({429: "Too many requests from this client; see Retry-After.",
+                     503: "No model version is loaded yet."})
+blp.document_errors({400: "The body is not valid JSON (or the CSV not UTF-8).",
+                     413: "The body is larger than the service accepts.",
+                     415: "The body has a content type the operation does not "
+                          "take."}, methods=("post",))
+
+JSON = "application/json"
+CSV_TYPES = ("text/csv", "multipart/form-data")
+_HOME = HomeSchema()
+_HOMES = HomeSchema(many=True)
+_BATCH = BatchSchema()
+
+
+def active_predictor():
+    """Return the loaded predictor, or answer 503 while there is none."""
+    predictor = current_app.extensions["housing"].predictor
+    if predictor is None:
+        abort(503, message="No model version is loaded yet; see /health/ready.")
+    return predictor
+
+
+@blp.before_request
+def check_content_type():
+    if request.method != "POST":
+        return
+    allowed = (JSON, *CSV_TYPES) if request.endpoint == "predict.Batch" else (JSON,)
+    if request.mimetype not in allowed:
+        abort(415, message=f"Send the body as {' or '.join(allowed)}.")
+
+
+def _unknown_zipcode(zipcode) -> list[str]:
+    return [f"Unknown zipcode {zipcode!r}: GET /v1/zipcodes lists the zipcodes "
+            "the service knows."]
+
+
+def _reject_unknown_zipcodes(predictor, records, *path, many=True):
+    """Answer 422 naming every home whose zipcode has no demographics."""
+    known = predictor.demographics
+    errors = {i: {"zipcode": _unknown_zipcode(r["zipcode"])}
+              for i, r in enumerate(records) if r["zipcode"] not in known}
+    if errors:
+        nested = errors if many else errors[0]
+        for key in reversed(path):
+            nested = {key: nested}
+        abort(422, message="Unknown zipcode.", errors=nested)
+
+
+def _model_ref(predictor) -> dict:
+    return {"name": predictor.name, "version": predictor.version}
+
+
+def _estimates(predictor, records) -> list[dict]:
+    columns = records_to_columns(records)
+    result = predictor.predict(columns)
+    current_app.extensions["housing_metrics"].observe_predictions(
+        request.endpoint, predictor.version, columns, result.price)
+    return [
+        {
+            "prediction": round(float(price), 2),
+            "interval": {"lower": round(float(lo), 2), "upper": round(float(hi), 2),
+                         "level": result.level},
+            "warnings": warnings,
+        }
+        for price, lo, hi, warnings in zip(
+            result.price, result.lower, result.upper, result.warnings
+        )
+    ]
+
+
+def _single(predictor, home):
+    _reject_unknown_zipcodes(predictor, [home], "json", many=False)
+    # jsonify directly: the body is already in PredictionSchema's shape, and
+    # dumping it through marshmallow again would double the cost of a request.
+    return jsonify({**_estimates(predictor, [home])[0], "currency": "USD",
+                    "model": _model_ref(predictor), "request_id": g.request_id})
+
+
+@blp.route("/predict")
+class Predict(MethodView):
+    @blp.arguments(HomeSchema, example={
+        "bedrooms": 4, "bathrooms": 1.0, "sqft_living": 1680, "sqft_lot": 5043,
+        "floors": 1.5, "waterfront": 0, "view": 0, "condition": 4, "grade": 6,
+        "sqft_above": 1680, "sqft_basement": 0, "yr_built": 1911,
+        "yr_renovated": 0, "zipcode": "98118", "lat": 47.5354, "long": -122.273,
+        "sqft_living15": 1560, "sqft_lot15": 5765,
+    })
+    @blp.response(200, PredictionSchema)
+    @blp.alt_response(422, description="A field is invalid or the zipcode "
+                                       "unknown; `errors` names each field.")
+    @blp.alt_response(503, description="No model version is loaded yet.")
+    def post(self, home):
+        """Estimate the sale price of one home
+
+        Send the 18 columns of `future_unseen_examples.csv`; the service adds
+        the zipcode's demographics itself. The answer carries the price in
+        USD, an 80% interval, the model version that made it, and warnings
+        for inputs outside the range seen in training.
+        """
+        return _single(active_predictor(), home)
+
+
+@blp.route("/predict/minimal")
+class PredictMinimal(MethodView):
+    @blp.arguments(MinimalHomeSchema(partial=True), example={
+        "bedrooms": 4, "bathrooms": 1.0, "sqft_living": 1680, "sqft_lot": 5043,
+        "floors": 1.5, "sqft_above": 1680, "sqft_basement": 0, "zipcode": "98118",
+    })
+    @blp.response(200, PredictionSchema)
+    @blp.alt_response(422, description="A field is missing, not used by the "
+                                       "active model, or invalid.")
+    @blp.alt_response(503, description="No model version is loaded yet.")
+    def post(self, home):
+        """Estimate a price from only the columns the model uses
+
+        The fields are those `GET /v1/features` lists under `minimal` for
+        the active model version (the reference model reads the 7 sales
+        columns and the zipcode). Every one of them is required; any other
+        field is rejected.
+        """
+        predictor = active_predictor()
+        inputs = predictor.inputs
+        errors = {name: ["Unknown field."] for name in home if name not in inputs}
+        errors.update({name: ["Missing data for required field."]
+                       for name in inputs if name not in home})
+        if errors:
+            abort(422, message="The fields do not match the active model's "
+                               "minimal contract (GET /v1/features).",
+                  errors={"json": errors})
+        return _single(predictor, home)
+
+
+def _load_batch_json():
+    body = blp.ARGUMENTS_PARSER.load_body(request)
+    limit = current_app.config["MAX_BATCH_ROWS"]
+    instances = body.get("instances") if isinstance(body, dict) else None
+    if isinstance(instances, list) and len(instances) > limit:
+        abort(422, message=f"At most {limit} homes per batch.",
+              errors={"json": {"instances": [f"Longer than maximum length {limit}."]}})
+    if isinstance(body, dict) and body.keys() == {"instances"} and instances:
+        records = _HOME.fast_load_many(instances)
+        if records is not None:
+            return records, ("json", "instances")
+    try:
+        return _BATCH.load(body)["instances"], ("json", "instances")
+    except ValidationError as exc:
+        abort(422, message="Invalid homes in the batch; errors are keyed by "
+                           "row index (from 0).", errors={"json": exc.messages})
+
+
+def _csv_cell(name, text):
+    if name == "zipcode":
+        return text
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _load_batch_csv():
+    if request.mimetype == "text/csv":
+        raw = request.get_data()
+    elif "file" in request.files:
+        raw = request.files["file"].read()
+    else:
+        abort(422, message="Upload the CSV as the multipart field 'file'.",
+              errors={"files": {"file": ["Missing data for required field."]}})
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        abort(400, message="The CSV is not UTF-8 text.")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header:
+        abort(422, message="The CSV is empty; send the header of "
+                           "future_unseen_examples.csv and one row per home.",
+              errors={"csv": {"header": ["Missing data for required field."]}})
+    header = [h.strip() for h in header]
+    known = set(HomeSchema().fields)
+    errors = {h: ["Unknown column."] for h in header if h not in known}
+    errors.update({c: ["Missing column."] for c in known if c not in header})
+    if errors:
+        abort(422, message="The CSV header must have the 18 columns of "
+                           "future_unseen_examples.csv.", errors={"csv": errors})
+    limit = current_app.config["MAX_BATCH_ROWS"]
+    rows = []
+    for i, cells in enumerate(reader):
+        if len(rows) == limit:
+            abort(422, message=f"At most {limit} homes per batch.",
+                  errors={"csv": {"rows": [f"Longer than maximum length {limit}."]}})
+        if len(cells) != len(header):
+            abort(422, message="Every CSV row needs one cell per column.",
+                  errors={"csv": {i: {"_row": [f"{len(cells)} cells, "
+                                               f"expected {len(header)}."]}}})
+        rows.append({h: _csv_cell(h, c.strip()) for h, c in zip(header, cells)})
+    if not rows:
+        abort(422, message="The CSV has a header but no homes.",
+              errors={"csv": {"rows": ["Shorter than minimum length 1."]}})
+    records = _HOME.fast_load_many(rows)
+    if records is not None:
+        return records, ("csv",)
+    try:
+        return _HOMES.load(rows), ("csv",)
+    except ValidationError as exc:
+        abort(422, message="Invalid homes in the CSV; errors are keyed by row "
+                           "index (0 is the first row after the header).",
+              errors={"csv": exc.messages})
+
+
+@blp.route("/predict/batch")
+class Batch(MethodView):
+    @blp.doc(requestBody={
+        "required": True,
+        "content": {
+            JSON: {"schema": BatchSchema},
+            "text/csv": {"schema": {"type": "string"}, "example": (
+                "bedrooms,bathrooms,sqft_living,sqft_lot,floors,waterfront,view,"
+                "condition,grade,sqft_above,sqft_basement,yr_built,yr_renovated,"
+                "zipcode,lat,long,sqft_living15,sqft_lot15\n"
+                "4,1.0,1680,5043,1.5,0,0,4,6,1680,0,1911,0,98118,47.5354,"
+                "-122.273,1560,5765\n")},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }},
+        },
+    })
+    @blp.response(200, BatchPredictionSchema)
+    @blp.alt_response(422, description="A row is invalid; `errors` is keyed "
+                                       "by row index. Nothing is predicted.")
+    @blp.alt_response(503, description="No model version is loaded yet.")
+    def post(self):
+        """Estimate prices for many homes at once
+
+        Send `{"instances": [home, ...]}` as JSON, or the rows of a CSV with
+        the header of `future_unseen_examples.csv`, either as a `text/csv`
+        body or as the multipart field `file`. All homes are predicted in one
+        call; one invalid row rejects the whole batch with errors keyed by
+        its row index (from 0).
+        """
+        predictor = active_predictor()
+        if request.mimetype == JSON:
+            records, path = _load_batch_json()
+        else:
+            records, path = _load_batch_csv()
+        _reject_unknown_zipcodes(predictor, records, *path)
+        return jsonify({"predictions": _estimates(predictor, records),
+                        "count": len(records), "currency": "USD",
+                        "model": _model_ref(predictor), "request_id": g.request_id})
+
+
+def _field_specs(names=None) -> list[dict]:
+    rules = _HOME._fast_rules()
+    return [
+        {
+            "name": name,
+            "type": {"zipcode": "string", "int": "integer"}.get(kind, "number"),
+            "required": True,
+            "minimum": lo,
+            "maximum": hi,
+            "description": _HOME.fields[name].metadata.get("description", ""),
+        }
+        for name, (kind, lo, hi) in rules.items()
+        if names is None or name in names
+    ]
+
+
+@blp.route("/features")
+class Features(MethodView):
+    @blp.response(200, FeaturesSchema)
+    def get(self):
+        """Describe the input contracts
+
+        `full` is what `POST /v1/predict` takes, `minimal` what
+        `POST /v1/predict/minimal` takes for the active model version, and
+        `model_features` the features the model computes from them.
+        """
+        predictor = active_predictor()
+        return {"full": _field_specs(), "minimal": _field_specs(predictor.inputs),
+                "model_features": predictor.metadata["features"],
+                "model": _model_ref(predictor)}
+
+
+@blp.route("/model")
+class Model(MethodView):
+    @blp.response(200, ModelInfoSchema)
+    def get(self):
+        """Describe the active model version, with its holdout metrics"""
+        return active_predictor().metadata
+
+
+@blp.route("/zipcodes")
+class Zipcodes(MethodView):
+    @blp.response(200, ZipcodesSchema)
+    def get(self):
+        """List the zipcodes the service has demographics for"""
+        predictor = active_predictor()
+        zipcodes = sorted(predictor.demographics.zipcodes)
+        return {"zipcodes": zipcodes, "count": len(zipcodes),
+                "model": _model_ref(predictor)}

@@ -1,0 +1,21 @@
+"""The API contract: every request and response schema, by what it describes."""
+from .admin import (
+    ActivationSchema, JobSchema, ModelListSchema, ModelUploadSchema,
+    TrainRequestSchema, UploadSchema, VersionSchema,
+)
+from .fields import MIN_YEAR, openapi_property
+from .homes import BatchSchema, HomeSchema, MinimalHomeSchema
+from .responses import (
+    BatchPredictionSchema, EstimateSchema, FeaturesSchema, FieldSpecSchema,
+    HealthSchema, IntervalSchema, ModelInfoSchema, ModelRefSchema,
+    PredictionSchema, ZipcodesSchema,
+)
+
+__all__ = [
+    "ActivationSchema", "BatchPredictionSchema", "BatchSchema", "EstimateSchema",
+    "FeaturesSchema", "FieldSpecSchema", "HealthSchema", "HomeSchema",
+    "IntervalSchema", "JobSchema", "MIN_YEAR", "MinimalHomeSchema",
+    "ModelInfoSchema", "ModelListSchema", "ModelRefSchema", "ModelUploadSchema",
+    "PredictionSchema", "TrainRequestSchema", "UploadSchema", "VersionSchema",
+    "ZipcodesSchema", "openapi_property",
+]

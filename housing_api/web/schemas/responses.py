@@ -1,0 +1,90 @@
+"""What the predict and health endpoints answer."""
+from marshmallow import Schema, fields
+
+
+class IntervalSchema(Schema):
+    lower = fields.Float(metadata={"description": "Lower bound, USD."})
+    upper = fields.Float(metadata={"description": "Upper bound, USD."})
+    level = fields.Float(
+        metadata={"description": "Share of sales expected inside, e.g. 0.8."}
+    )
+
+
+class ModelRefSchema(Schema):
+    name = fields.String(metadata={"example": "reference-knn"})
+    version = fields.String(
+        metadata={"example": "20261123-181512-123456-reference-knn"}
+    )
+
+
+class EstimateSchema(Schema):
+    prediction = fields.Float(metadata={"description": "Estimated price, USD."})
+    interval = fields.Nested(IntervalSchema)
+    warnings = fields.List(
+        fields.String(),
+        metadata={"description": "Inputs outside the range seen in training."},
+    )
+
+
+class PredictionSchema(EstimateSchema):
+    currency = fields.String(metadata={"example": "USD"})
+    model = fields.Nested(ModelRefSchema)
+    request_id = fields.String()
+
+
+class BatchPredictionSchema(Schema):
+    predictions = fields.List(fields.Nested(EstimateSchema))
+    count = fields.Integer()
+    currency = fields.String(metadata={"example": "USD"})
+    model = fields.Nested(ModelRefSchema)
+    request_id = fields.String()
+
+
+class FieldSpecSchema(Schema):
+    name = fields.String()
+    type = fields.String()
+    required = fields.Boolean()
+    minimum = fields.Float(allow_none=True)
+    maximum = fields.Float(allow_none=True)
+    description = fields.String()
+
+
+class FeaturesSchema(Schema):
+    full = fields.List(fields.Nested(FieldSpecSchema))
+    minimal = fields.List(fields.Nested(FieldSpecSchema))
+    model_features = fields.List(fields.String())
+    model = fields.Nested(ModelRefSchema)
+
+
+class ZipcodesSchema(Schema):
+    zipcodes = fields.List(fields.String())
+    count = fields.Integer()
+    model = fields.Nested(ModelRefSchema)
+
+
+class ModelInfoSchema(Schema):
+    """A model version's metadata."""
+
+    version = fields.String()
+    name = fields.String()
+    algorithm = fields.String()
+    feature_set = fields.String()
+    features = fields.List(fields.String())
+    inputs = fields.List(fields.String())
+    metrics = fields.Dict()
+    interval = fields.Dict()
+    input_ranges = fields.Dict()
+    artifact = fields.Dict()
+    library_versions = fields.Dict()
+    training_data_sha256 = fields.String()
+    demographics_sha256 = fields.String()
+    created_at = fields.String()
+    hyperparameters = fields.Dict()
+    trainer = fields.String(
+        metadata={"description": "Training algorithm (housing-api train "
+                                 "--algorithm)."})
+
+
+class HealthSchema(Schema):
+    status = fields.String(metadata={"example": "ok"})
+    model = fields.Nested(ModelRefSchema, allow_none=True)

@@ -1,0 +1,153 @@
+"""The boosted model, trained small: stored, served, and kept honest."""
+import io
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import DATA_DIR, SMALL_BOOSTING, TOKEN, assert_served_alike
+from housing_api import create_app
+from housing_api.training import boosting
+from housing_api.inference.demographics import Demographics
+from housing_api.store import InvalidModelError, ModelStore
+from housing_api.training.data import DEMOGRAPHICS_CSV, Sales, read_examples, take
+from housing_api.training.train import fit_lightgbm
+
+
+@pytest.fixture
+def boosted_client(boosted_store, tmp_path):
+    model_dir = shutil.copytree(boosted_store, tmp_path / "model")
+    return create_app({"TESTING": True, "MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
+                       "ADMIN_TOKENS": TOKEN, "RATELIMIT_ENABLED": False}
+                      ).test_client()
+
+
+def test_served_prices_equal_the_fitted_model(boosted_store):
+    store = ModelStore(boosted_store)
+    loaded = store.load(store.current())
+    sales = Sales.read(DATA_DIR)
+    demographics = Demographics.from_csv(DATA_DIR / DEMOGRAPHICS_CSV)
+    train, _ = sales.split()
+    fresh = fit_lightgbm(sales, demographics, train,
+                         {**boosting.DEFAULT_PARAMS, **SMALL_BOOSTING}).predictor
+    examples = read_examples(DATA_DIR)
+    a, b = loaded.predict(examples), fresh.predict(examples)
+    np.testing.assert_allclose(a.price, b.price, rtol=1e-9)
+    np.testing.assert_allclose(a.upper, b.upper, rtol=1e-9)
+
+
+def test_prediction_carries_an_80_percent_interval(boosted_client, home):
+    body = boosted_client.post("/v1/predict", json=home).get_json()
+    assert body["model"]["name"] == "lightgbm-neighbourhood"
+    interval = body["interval"]
+    assert interval["level"] == 0.8
+    assert interval["lower"] < body["prediction"] < interval["upper"]
+
+
+def test_interval_covers_about_80_percent_of_the_holdout(boosted_store):
+    store = ModelStore(boosted_store)
+    metadata = store.metadata(store.current())
+    assert len(metadata["interval"]["edges"]) == boosting.N_INTERVAL_BINS - 1
+    assert metadata["target"] == "log_price_per_sqft"
+    sales = Sales.read(DATA_DIR)
+    _, holdout = sales.split()
+    result = store.load(store.current()).predict(take(sales.columns, holdout))
+    actual = sales.price[holdout]
+    coverage = np.mean((actual >= result.lower) & (actual <= result.upper))
+    assert 0.77 <= coverage <= 0.83
+    assert metadata["metrics"]["holdout"]["r2"] > 0.85  # even this small variant
+
+
+def test_minimal_follows_the_active_models_inputs(boosted_client, home):
+    minimal = {k: home[k] for k in ("bedrooms", "bathrooms", "sqft_living",
+                                    "sqft_lot", "floors", "sqft_above",
+                                    "sqft_basement", "zipcode")}
+    body = boosted_client.post("/v1/predict/minimal", json=minimal).get_json()
+    assert body["code"] == 422
+    assert body["errors"]["json"]["lat"] == ["Missing data for required field."]
+    assert boosted_client.post("/v1/predict/minimal", json=home).status_code == 200
+    features = boosted_client.get("/v1/features").get_json()
+    assert len(features["minimal"]) == 18
+
+
+def test_rollback_returns_to_the_reference(boosted_client, home):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert boosted_client.post("/admin/models/rollback",
+                               headers=headers).status_code == 202
+    body = boosted_client.post("/v1/predict", json=home).get_json()
+    assert body["model"]["name"] == "reference-knn"
+
+
+def test_tampered_neighbour_context_is_refused(boosted_store, tmp_path):
+    root = shutil.copytree(boosted_store, tmp_path / "model")
+    store = ModelStore(root)
+    path = store.path(store.current()) / "neighbours.npz"
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidModelError, match="neighbours.npz"):
+        store.load(store.current())
+
+
+def test_neighbour_context_never_unpickles(boosted_store, tmp_path):
+    from housing_api.inference.features.neighbours import NeighbourContext
+
+    buffer = io.BytesIO()
+    np.savez(buffer, xy=np.array([object()], dtype=object), log_ppsf=np.zeros(1),
+             log_price=np.zeros(1), log_sqft=np.zeros(1))
+    path = tmp_path / "evil.npz"
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(ValueError, match="allow_pickle"):
+        NeighbourContext.from_npz(path)
+
+
+def training_data(n=3000):
+    sales = Sales.read(DATA_DIR)
+    demographics = Demographics.from_csv(DATA_DIR / DEMOGRAPHICS_CSV)
+    rows = np.arange(n)
+    columns = take(sales.columns, rows)
+    return boosting.TrainingData(
+        columns, demographics.rows(columns["zipcode"]), demographics.columns,
+        np.log(sales.price[rows]), sales.frame["id"].to_numpy()[rows])
+
+
+def test_out_of_fold_features_never_see_their_own_fold_prices():
+    data = training_data()
+    folds = boosting.group_folds(data.groups, boosting.N_FOLDS, seed=0)
+    before = boosting.out_of_fold_features(data, folds)
+    # Change every price in fold 0: its own rows' features must not move.
+    data.log_price[folds == 0] += 1.0
+    after = boosting.out_of_fold_features(data, folds)
+    np.testing.assert_array_equal(before[folds == 0], after[folds == 0])
+    assert not np.array_equal(before[folds == 1], after[folds == 1])
+
+
+def test_repeat_sales_of_a_house_share_a_fold():
+    data = training_data(21613)
+    folds = boosting.group_folds(data.groups, boosting.N_FOLDS, seed=0)
+    ids, counts = np.unique(data.groups, return_counts=True)
+    for house in ids[counts > 1]:
+        assert len(set(folds[data.groups == house])) == 1
+
+
+def test_search_picks_the_lowest_cv_mape_and_writes_every_result(tmp_path,
+                                                                 monkeypatch):
+    import json
+
+    from housing_api.training import search
+
+    monkeypatch.setattr(search, "N_RANDOM", 1)
+    monkeypatch.setattr(search, "MAX_ROUNDS", 20)
+    monkeypatch.setattr(search, "ROUND_STEP", 10)
+    out = tmp_path / "search.json"
+    chosen = search.search(DATA_DIR, out, echo=lambda line: None)
+    written = json.loads(out.read_text())
+    assert len(written["results"]) == 2 * 2  # 2 candidates x 2 round counts
+    best = min(written["results"], key=lambda r: r["mape_mean"])
+    assert chosen == {**best["params"], "num_boost_round": best["num_boost_round"]}
+
+
+def test_lean_and_library_boosters_serve_the_same_prices(boosted_store, homes):
+    from housing_api.inference.lean import LeanBooster
+
+    assert_served_alike(boosted_store, homes, LeanBooster)

@@ -1,0 +1,209 @@
+"""Metrics, rate limits and logs, in process (the Gunicorn ones: test_ops_e2e)."""
+import json
+import logging
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import DATA_DIR, TOKEN
+from housing_api import create_app
+
+
+def make_client(model_dir, **config):
+    app = create_app({"TESTING": True, "MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
+                      "ADMIN_TOKENS": TOKEN, **config})
+    return app.test_client()
+
+
+def scrape(client) -> dict:
+    """Return {(sample name, sorted labels): value} from /metrics."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def test_metrics_count_predictions_by_version_and_endpoint(client, homes):
+    version = client.get("/v1/model").get_json()["version"]
+    for home in homes[:3]:
+        client.post("/v1/predict", json=home)
+    client.post("/v1/predict/batch", json={"instances": homes[:10]})
+    samples = scrape(client)
+    key = "housing_predictions_total"
+    assert samples[(key, (("endpoint", "predict.Predict"),
+                          ("model_version", version)))] == 3
+    assert samples[(key, (("endpoint", "predict.Batch"),
+                          ("model_version", version)))] == 10
+    assert samples[("housing_batch_rows_count", ())] == 1
+    assert samples[("housing_batch_rows_sum", ())] == 10
+    assert samples[("housing_predicted_price_dollars_count", ())] == 13
+    assert samples[("housing_input_sqft_living_count", ())] == 13
+    assert samples[("housing_model_info", (("name", "reference-knn"),
+                                           ("version", version)))] == 1
+    zipcodes = sum(v for (name, _), v in samples.items()
+                   if name == "housing_input_zipcode_total")
+    assert zipcodes == 13
+
+
+def test_bulk_histogram_equals_one_observe_per_value(client):
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from housing_api.ops.metrics import PRICE_BUCKETS, observe_many
+
+    values = [50e3, 100e3, 100e3 + 1, 2e6, 9e9, 450e3]
+    registry = CollectorRegistry()
+    loop = Histogram("loop", "", buckets=PRICE_BUCKETS, registry=registry)
+    bulk = Histogram("bulk", "", buckets=PRICE_BUCKETS, registry=registry)
+    for v in values:
+        loop.observe(v)
+    observe_many(bulk, values)
+    [a], [b] = (list(m.collect()) for m in (loop, bulk))
+    assert [(s.name[4:], s.labels, s.value) for s in a.samples
+            if not s.name.endswith("_created")] == [
+        (s.name[4:], s.labels, s.value) for s in b.samples
+        if not s.name.endswith("_created")]
+
+
+def test_http_metrics_are_grouped_by_endpoint(client, home):
+    client.post("/v1/predict", json=home)
+    client.get("/v1/zipcodes")
+    samples = scrape(client)
+    endpoints = {dict(labels).get("endpoint") for (name, labels) in samples
+                 if name == "flask_http_request_duration_seconds_count"}
+    assert {"predict.Predict", "predict.Zipcodes"} <= endpoints
+    assert not any("/v1/" in str(e) for e in endpoints)
+
+
+def test_validation_failures_are_counted_by_field(client, homes):
+    bad = dict(homes[0], grade=99)
+    client.post("/v1/predict", json=bad)
+    client.post("/v1/predict/batch", json={"instances": [homes[1], bad]})
+    samples = scrape(client)
+    assert samples[("housing_validation_failures_total",
+                    (("field", "grade"),))] == 2
+
+
+@pytest.mark.parametrize("networks, status", [
+    ("10.0.0.0/8", 403), ("10.0.0.0/8, 127.0.0.0/8", 200), ("", 200),
+])
+def test_metrics_can_be_restricted_by_network(model_dir, networks, status):
+    client = make_client(model_dir, METRICS_ALLOWED_NETWORKS=networks)
+    response = client.get("/metrics")
+    assert response.status_code == status
+    if status == 403:
+        assert response.get_json()["code"] == 403
+
+
+def test_rate_limit_answers_429_in_the_common_shape(model_dir, home):
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="3 per minute")
+    statuses = [client.post("/v1/predict", json=home).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = client.post("/v1/predict", json=home)
+    body = response.get_json()
+    assert response.status_code == 429
+    assert body["code"] == 429 and body["status"] == "Too Many Requests"
+    assert body["message"] and body["request_id"] == response.headers["X-Request-ID"]
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.headers["X-RateLimit-Limit"] == "3"
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_probes_docs_and_metrics_are_not_rate_limited(model_dir):
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="1 per minute",
+                         ADMIN_RATE_LIMIT="1 per minute")
+    for path in ("/health/live", "/health/ready", "/metrics", "/openapi.json"):
+        assert all(client.get(path).status_code == 200 for _ in range(3)), path
+
+
+def test_admin_has_its_own_stricter_limit(model_dir, home):
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="100 per minute",
+                         ADMIN_RATE_LIMIT="2 per minute")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    statuses = [client.get("/admin/models", headers=headers).status_code
+                for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert client.post("/v1/predict", json=home).status_code == 200
+
+
+def test_limits_can_be_switched_off(model_dir, home):
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="1 per minute",
+                         RATELIMIT_ENABLED=False)
+    assert {client.post("/v1/predict", json=home).status_code
+            for _ in range(3)} == {200}
+
+
+@pytest.mark.parametrize("hops, same_bucket", [(0, True), (1, False)])
+def test_client_identity_behind_a_proxy(model_dir, home, hops, same_bucket):
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="1 per minute",
+                         PROXY_COUNT=hops)
+
+    def post(ip):
+        return client.post("/v1/predict", json=home,
+                           headers={"X-Forwarded-For": ip}).status_code
+
+    assert post("203.0.113.7") == 200
+    # With no trusted proxy, X-Forwarded-For is ignored: same client.
+    assert post("198.51.100.9") == (429 if same_bucket else 200)
+
+
+def test_redis_unreachable_keeps_predictions_flowing(model_dir, home, caplog):
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="1000 per minute",
+                         RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    with caplog.at_level(logging.WARNING):
+        statuses = {client.post("/v1/predict", json=home).status_code
+                    for _ in range(5)}
+    assert statuses == {200}
+    assert any("storage" in r.getMessage().lower() for r in caplog.records)
+
+
+def access_lines(capsys) -> list[dict]:
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+             if line.startswith("{")]
+    return [line for line in lines if line.get("logger") == "housing_api.access"]
+
+
+def test_one_json_log_line_per_request(client, home, capsys):
+    capsys.readouterr()
+    client.post("/v1/predict", json=home, headers={"X-Request-ID": "trace-1"})
+    [line] = access_lines(capsys)
+    assert line["request_id"] == "trace-1"
+    assert (line["method"], line["path"], line["status"]) == (
+        "POST", "/v1/predict", 200)
+    assert line["duration_ms"] > 0
+    assert line["model_version"] == client.get("/v1/model").get_json()["version"]
+    assert line["client"] == "127.0.0.1"
+    assert line["level"] == "INFO" and "time" in line
+
+
+def test_error_lines_carry_the_reason_not_the_body(client, home, capsys):
+    capsys.readouterr()
+    client.post("/v1/predict", json={**home, "zipcode": "10001", "lat": 47.123456})
+    [line] = access_lines(capsys)
+    assert line["status"] == 422 and line["error"] == "Unknown zipcode."
+    assert "47.123456" not in json.dumps(line)
+
+
+def test_admin_token_never_reaches_the_logs(client, capsys):
+    capsys.readouterr()
+    client.get("/admin/models", headers={"Authorization": f"Bearer {TOKEN}"})
+    client.get("/admin/models", headers={"Authorization": "Bearer wrong-token-x"})
+    client.get(f"/admin/models?token={TOKEN}")
+    err = capsys.readouterr().err
+    assert len(access_lines_from(err)) == 3
+    assert TOKEN not in err and "wrong-token-x" not in err
+
+
+def access_lines_from(err: str) -> list[dict]:
+    return [json.loads(line) for line in err.splitlines()
+            if line.startswith("{") and '"housing_api.access"' in line]
+
+
+def test_text_log_format_for_development(model_dir, home, capsys):
+    client = make_client(model_dir, LOG_FORMAT="text")
+    capsys.readouterr()
+    client.post("/v1/predict", json=home)
+    err = capsys.readouterr().err
+    assert "INFO housing_api.access: request" in err
