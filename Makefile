@@ -35,8 +35,10 @@ bench: install
 		echo "    sudo apt-get install wrk" >&2; exit 1; }
 	python bench/bench.py $(BENCH_ARGS)
 
+## lint: flake8, and the import contract of setup.cfg (the layers, no Flask below web)
 lint: install
-	flake8 housing_api tests wsgi.py gunicorn.conf.py
+	flake8 housing_api tests bench wsgi.py gunicorn.conf.py
+	lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .coverage
