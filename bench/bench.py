@@ -32,47 +32,29 @@ server on its own free loopback port with its own copy of the model store.
 Writes the report to ``docs/benchmarks.md`` (``--out``) and prints it.
 """
 import argparse
-import csv
-import http.client
 import json
 import os
 import platform
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from importlib import metadata as pkg_metadata
 from pathlib import Path
 from typing import NamedTuple
 
 import memstat
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-DATA = ROOT / "data"
-LUA = HERE / "post_rows.lua"
-ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
-CEILING_APP = "bench.ceiling:create_app()"
-
-REFERENCE = "reference-knn"
-BOOSTED = "lightgbm-neighbourhood"
-MODELS = (REFERENCE, BOOSTED)
-LABELS = {REFERENCE: "reference (k-NN)", BOOSTED: "boosted (LightGBM)"}
-
-#: Issue 6's targets.
-MIN_PREDICT_RATIO = 0.5
-MAX_P99_RATIO = 2.0
-MIN_BATCH_RATIO = 0.8
-MAX_EXTRA_USS_MB = 15.0
-MAX_READY_S = 3.0
-MAX_ACTIVATION_S = 3.0
+from common import (
+    BOOSTED, CEILING_APP, CONVERGED_STREAK, HERE, LABELS, LUA, MAX_ACTIVATION_S,
+    MAX_EXTRA_USS_MB, MAX_P99_RATIO, MAX_READY_S, MB, MIN_BATCH_RATIO,
+    MIN_PREDICT_RATIO, MODELS, REFERENCE, ROOT, say)
+from processes import Server, call, gunicorn, server_env
+from stores import prepare_models, store_copy, write_bodies
 
 FULL = {"rounds": 3, "duration": 10, "warmup": 3, "memory_requests": 10_000,
         "starts": 3, "activations": 4, "cli_activations": 2,
@@ -80,213 +62,6 @@ FULL = {"rounds": 3, "duration": 10, "warmup": 3, "memory_requests": 10_000,
 QUICK = {"rounds": 2, "duration": 2, "warmup": 1, "memory_requests": 1_000,
          "starts": 1, "activations": 2, "cli_activations": 1,
          "profile_requests": 300}
-#: Requests that must name the new version in a row, each on a new
-#: connection, before an activation counts as converged.
-CONVERGED_STREAK = 20
-MB = 1e6
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-# -- HTTP, with a new connection for every request --------------------------
-
-def call(url: str, method: str, path: str, body=None, headers=None,
-         timeout: float = 10.0):
-    """Return (status, decoded JSON or text) of one request on a new
-    connection (so that consecutive requests may reach different workers)."""
-    host, port = url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        data = None if body is None else json.dumps(body).encode()
-        hdrs = {"Content-Type": "application/json"} if data else {}
-        conn.request(method, path, body=data, headers={**hdrs, **(headers or {})})
-        response = conn.getresponse()
-        raw = response.read()
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(raw)
-    except ValueError:
-        return response.status, raw.decode(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# -- Servers ----------------------------------------------------------------
-
-class Server(NamedTuple):
-    label: str
-    url: str
-    pid: int
-    store: Path
-    log: Path
-    workers: int
-    ready_s: float
-
-
-def server_env(store: Path, tmp: Path, port: int, workers: int,
-               extra: dict) -> dict:
-    """Production's environment: only what a deployment sets, plus ``extra``.
-
-    The caller's HOUSING_* and Gunicorn variables are dropped so that the
-    numbers do not depend on whoever runs the benchmark.
-    """
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HOUSING_", "GUNICORN_"))
-           and k not in ("WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")}
-    env.update({
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "HOUSING_MODEL_DIR": str(store),
-        "HOUSING_DATA_DIR": str(DATA),
-        # An empty instance folder: the defaults, not a local config.py.
-        "HOUSING_INSTANCE_PATH": str(tmp / "instance"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
-        "WEB_CONCURRENCY": str(workers),
-        "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{port}",
-        "HOUSING_RATELIMIT_ENABLED": "false",
-    })
-    env.update(extra)
-    return env
-
-
-@contextmanager
-def gunicorn(label: str, store: Path, *, app: str | None = None,
-             workers: int = 2, env: dict | None = None,
-             expect_version: str | None = None, timeout: float = 120):
-    """Start ``deploy/entrypoint.sh`` (the service, or ``app``); yield a
-    :class:`Server` once ``/health/ready`` answers 200 (naming
-    ``expect_version`` if given); stop it, and only it, afterwards."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="bench-gunicorn-") as tmp:
-        tmp = Path(tmp)
-        log = tmp / "gunicorn.log"
-        full_env = server_env(store, tmp, port, workers, env or {})
-        url = f"http://127.0.0.1:{port}"
-        with open(log, "wb") as out:
-            started = time.monotonic()
-            process = subprocess.Popen(
-                [str(ENTRYPOINT), *([app] if app else [])], cwd=ROOT,
-                env=full_env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            ready_s = wait_ready(url, process, log, started, expect_version,
-                                 timeout)
-            yield Server(label, url, process.pid, store, log, workers, ready_s)
-        finally:
-            stop(process)
-
-
-def wait_ready(url, process, log, started, expect_version, timeout) -> float:
-    """Poll ``/health/ready`` every 10 ms; return seconds since ``started``."""
-    while time.monotonic() - started < timeout:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}:\n"
-                               + log.read_text(errors="replace")[-4000:])
-        try:
-            status, body = call(url, "GET", "/health/ready", timeout=2)
-        except OSError:
-            status = None
-        if status == 200 and (expect_version is None
-                              or body["model"]["version"] == expect_version):
-            return time.monotonic() - started
-        time.sleep(0.01)
-    raise RuntimeError(f"{url} not ready in {timeout:g} s:\n"
-                       + log.read_text(errors="replace")[-4000:])
-
-
-def stop(process: subprocess.Popen, timeout: float = 30) -> None:
-    """TERM the master (graceful), then KILL its own process group."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-# -- Models and request bodies ------------------------------------------------
-
-def newest_versions(model_dir: Path) -> dict:
-    """{model name: newest version} of the versions stored in ``model_dir``."""
-    found = {}
-    for folder in sorted((model_dir / "versions").glob("*")):
-        try:
-            meta = json.loads((folder / "metadata.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if meta.get("name") in MODELS:
-            found[meta["name"]] = folder.name  # names sort by creation time
-    return found
-
-
-def prepare_models(args, work: Path) -> tuple[Path, dict, str]:
-    """A private store with both models: copied from ``--model-dir`` when it
-    holds both, else trained with ``housing-api train``."""
-    source = work / "source"
-    found = {} if args.train else newest_versions(args.model_dir)
-    if all(name in found for name in MODELS):
-        for version in found.values():
-            shutil.copytree(args.model_dir / "versions" / version,
-                            source / "versions" / version)
-        how = f"copied from {args.model_dir}"
-    else:
-        say(f"training both models into {source} (a few minutes)")
-        env = {k: v for k, v in os.environ.items()
-               if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env.update(HOUSING_MODEL_DIR=str(source), HOUSING_DATA_DIR=str(DATA))
-        subprocess.run([str(Path(sys.executable).parent / "housing-api"),
-                        "train"], cwd=ROOT, env=env, check=True)
-        found = newest_versions(source)
-        how = "trained by `housing-api train` for this run"
-    from housing_api.model_store import ModelStore
-
-    store = ModelStore(source)
-    for name in MODELS:
-        store.load(found[name])  # checksums and features, before any server
-    store.activate(found[BOOSTED])
-    return source, {name: found[name] for name in MODELS}, how
-
-
-def store_copy(source: Path, versions: dict, active: str, work: Path) -> Path:
-    """A store of its own for one server, with ``active`` as CURRENT."""
-    from housing_api.model_store import ModelStore
-
-    dest = Path(tempfile.mkdtemp(prefix="store-", dir=work))
-    for version in versions.values():
-        shutil.copytree(source / "versions" / version,
-                        dest / "versions" / version)
-    ModelStore(dest).activate(versions[active])
-    return dest
-
-
-def _number(text: str):
-    return float(text) if any(c in text for c in ".eE") else int(text)
-
-
-def write_bodies(work: Path, batch_rows: int) -> tuple[Path, Path, list]:
-    """One JSON body per line for each row of future_unseen_examples.csv
-    (zipcode as a string, as the API documents it), and one batch body of
-    ``batch_rows`` homes (those rows, repeated)."""
-    with open(DATA / "future_unseen_examples.csv", newline="") as f:
-        rows = [{k: (v if k == "zipcode" else _number(v)) for k, v in r.items()}
-                for r in csv.DictReader(f)]
-    single = work / "rows.jsonl"
-    single.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n"
-                              for r in rows))
-    homes = [rows[i % len(rows)] for i in range(batch_rows)]
-    batch = work / "batch.jsonl"
-    batch.write_text(json.dumps({"instances": homes},
-                                separators=(",", ":")) + "\n")
-    return single, batch, rows
 
 
 # -- Load -------------------------------------------------------------------
