@@ -7,7 +7,7 @@ one native thread (threadpoolctl, and ``OMP_NUM_THREADS=1`` set by the
 caller before Python starts). No HTTP, no JSON, no validation: what is left
 is the model's own cost, which a batch request cannot beat.
 
-Protocol (driven by bench.py): prints ``{"ready": ...}`` once loaded and
+Protocol (driven by batch.py): prints ``{"ready": ...}`` once loaded and
 warmed up, then for each ``go`` line on stdin predicts for ``--duration``
 seconds and prints one JSON line; exits at the end of stdin.
 """

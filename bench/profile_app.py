@@ -9,7 +9,7 @@ package the code belongs to (cProfile; the profiler's own overhead inflates
 Python-heavy code, so the groups are proportions, not exact costs), and
 pyinstrument's call tree of the same requests (``tree``, text).
 
-Run by bench.py with ``PROMETHEUS_MULTIPROC_DIR`` set (as under Gunicorn)
+Run by profiling.py with ``PROMETHEUS_MULTIPROC_DIR`` set (as under Gunicorn)
 and ``OMP_NUM_THREADS=1`` before Python starts.
 """
 import argparse

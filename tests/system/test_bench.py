@@ -57,7 +57,7 @@ def test_memstat_reads_this_process():
 
 
 def test_bench_defaults_are_what_issue_6_asks(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))  # bench.py imports memstat
+    monkeypatch.syspath_prepend(str(BENCH))  # bench.py imports its siblings
     args = load("bench").parse_args([])
     assert args.rounds >= 3 and args.duration >= 10
     assert {1, 16} <= set(args.connections) and args.workers == 2

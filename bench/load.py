@@ -1,0 +1,97 @@
+"""wrk runs, the service variants, and the interleaved /v1/predict rounds."""
+import json
+import os
+import subprocess
+from contextlib import ExitStack
+from pathlib import Path
+from typing import NamedTuple
+
+from common import LUA, say
+from processes import Server, call, gunicorn
+from stores import store_copy
+
+
+def wrk(args, url: str, path: str, bodies: Path, connections: int,
+        duration: int) -> dict:
+    """One wrk run with post_rows.lua; its JSON line, plus the load average."""
+    threads = max(1, min(args.wrk_threads, connections))
+    cmd = [args.wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s",
+           "--timeout", "10s", "-s", str(LUA), url, "--", path, str(bodies)]
+    proc = subprocess.run(cmd, capture_output=True, text=True,
+                          timeout=duration + 120)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n"
+                           f"{proc.stderr}")
+    result = json.loads(lines[-1])
+    result["load1"] = os.getloadavg()[0]
+    return result
+
+
+def check_predict(server: Server, row: dict, model: str | None) -> None:
+    status, body = call(server.url, "POST", "/v1/predict", row)
+    if status != 200 or (model and body["model"]["name"] != model):
+        raise RuntimeError(f"{server.label}: POST /v1/predict -> {status} "
+                           f"{body}")
+
+
+def short(result: dict) -> str:
+    errors = f", {result['errors']} ERRORS" if result["errors"] else ""
+    return (f"{result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
+            f"p99 {result['p99_ms']:.2f} ms{errors}")
+
+
+class Variant(NamedTuple):
+    label: str
+    env: dict
+    production: bool
+
+
+def service_variants(args) -> tuple[list[Variant], bool | None]:
+    """The service as deployed, plus the variants measured alongside it."""
+    from housing_api import config
+
+    variants = []
+    lean_default = None
+    if hasattr(config, "LEAN_INFERENCE"):
+        lean_default = bool(config.LEAN_INFERENCE)
+        for lean in (lean_default, not lean_default):
+            flag = "true" if lean else "false"
+            variants.append(Variant(
+                f"service, lean={flag}" + (" (default)" if lean == lean_default
+                                           else ""),
+                {"HOUSING_LEAN_INFERENCE": flag}, lean == lean_default))
+    else:
+        variants.append(Variant("service", {}, True))
+    if args.log_variant:
+        variants.append(Variant("service, log level WARNING",
+                                {**variants[0].env, "HOUSING_LOG_LEVEL": "WARNING"},
+                                False))
+    return variants, lean_default
+
+
+def bench_predict(args, ctx, model: str, ceiling: Server) -> dict:
+    """Interleaved rounds on /v1/predict: ceiling, then each service variant."""
+    results = {}
+    with ExitStack() as stack:
+        sides = [ceiling]
+        for variant in ctx["variants"]:
+            store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+            sides.append(stack.enter_context(gunicorn(
+                variant.label, store, workers=args.workers, env=variant.env,
+                expect_version=ctx["versions"][model])))
+        for side in sides:
+            check_predict(side, ctx["rows"][0],
+                          None if side is ceiling else model)
+            wrk(args, side.url, "/v1/predict", ctx["single"], 16, args.warmup)
+        for c in args.connections:
+            rounds = results.setdefault(str(c), [])
+            for r in range(args.rounds):
+                row = {}
+                for side in sides:
+                    row[side.label] = wrk(args, side.url, "/v1/predict",
+                                          ctx["single"], c, args.duration)
+                    say(f"  predict {model} c={c} round {r + 1}/{args.rounds} "
+                        f"{side.label}: {short(row[side.label])}")
+                rounds.append(row)
+    return results

@@ -1,0 +1,166 @@
+"""The report: its sections in order, and where it is written."""
+import report_load
+import report_resources
+from common import (
+    CEILING_APP, LABELS, MAX_ACTIVATION_S, MAX_EXTRA_USS_MB, MAX_P99_RATIO,
+    MAX_READY_S, MB, MIN_BATCH_RATIO, MIN_PREDICT_RATIO, MODELS, say)
+from report_common import extra_uss, med, met
+
+
+def report(args, ctx, res: dict) -> str:
+    """The run's report, in Markdown: every section, in order."""
+    out = []
+    for part in (the_run, targets, report_load.predict, report_load.batch,
+                 report_resources.memory, report_resources.start_and_activation,
+                 report_resources.where_the_time_goes, reproduce):
+        out += part(args, ctx, res)
+    return "\n".join(out) + "\n"
+
+
+def the_run(args, ctx, res: dict) -> list[str]:
+    """The title, and how, where and on what the run was made."""
+    m = res["machine"]
+    out = []
+    add = out.append
+    add("# Benchmarks")
+    add("")
+    add("What a price estimate costs, measured against the framework's own "
+        "ceiling on the same machine, in one run (issue 6). Written by "
+        "`make bench` (`bench/bench.py`); every number below is from the run "
+        "described here.")
+    add("")
+    add("## The run")
+    add("")
+    add(f"- Command: `{res['command']}`"
+        + (" (a `--quick` smoke run: too short and too few rounds to be "
+           "a measurement)" if args.quick else ""))
+    add(f"- When: {res['started']} to {res['finished']} (UTC)")
+    add(f"- Machine: {m['nproc']} CPUs available (`nproc`), {m['cpu']}, "
+        f"{m['memory_gib']:.1f} GiB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}")
+    add(f"- Load average (1, 5, 15 min) at start "
+        f"{', '.join(f'{x:.2f}' for x in res['load_start'])}, at end "
+        f"{', '.join(f'{x:.2f}' for x in res['load_end'])}. **The machine is "
+        "shared**: other jobs ran during the benchmark, and wrk itself runs on "
+        "the same cores as the servers. Absolute numbers move with that load; "
+        "the ratios compare runs made seconds apart, in alternation.")
+    add(f"- Code: commit `{m['commit']}`"
+        + (" with uncommitted changes in the working tree" if m["dirty"]
+           else "") + f"; models {ctx['models_how']}: "
+        + ", ".join(f"`{v}`" for v in ctx["versions"].values()))
+    add("- Software: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+        + f", {m['wrk']}")
+    add(f"- Servers: `deploy/entrypoint.sh` with `gunicorn.conf.py` (sync "
+        f"workers, preload, GC frozen before fork, one native thread per "
+        f"worker), `WEB_CONCURRENCY={args.workers}`, each on its own loopback "
+        f"port with its own copy of the model store. The ceiling is "
+        f"`{CEILING_APP}` through the same entrypoint and configuration.")
+    add("- Service settings: production defaults, except "
+        "`HOUSING_RATELIMIT_ENABLED=false` (the default 50 requests/s per "
+        "client would cap the benchmark, not measure it). The production "
+        "default logs one JSON line per request at INFO (to a file here); "
+        "`service, log level WARNING` is the same service without that line."
+        + ("" if ctx["lean_default"] is None else
+           " `HOUSING_LEAN_INFERENCE` is measured both ways; the default is "
+           f"`{str(ctx['lean_default']).lower()}`."))
+    add(f"- Load: `wrk -t{args.wrk_threads} -c<C> -d{args.duration}s -s "
+        "bench/post_rows.lua` for each connection count C "
+        f"({', '.join(map(str, args.connections))}), rotating through the 100 rows of "
+        "`data/future_unseen_examples.csv` (one home per request, zipcode as "
+        f"a string), {args.rounds} interleaved rounds per connection count "
+        f"(ceiling, then each service variant, then again), each run "
+        f"{args.duration} s after a {args.warmup} s warm-up per server. "
+        "Latencies are wrk's (no coordinated-omission correction).")
+    add("")
+    return out
+
+
+def predict_summary(rounds: list, ceiling: str, label: str) -> dict:
+    ratios = [r[label]["rps"] / r[ceiling]["rps"] for r in rounds]
+    p99 = [r[label]["p99_ms"] / r[ceiling]["p99_ms"] for r in rounds]
+    return {"ratio": med(ratios), "ratio_min": min(ratios),
+            "ratio_max": max(ratios), "p99_ratio": med(p99),
+            "p99_ratio_max": max(p99)}
+
+
+def targets(args, ctx, res: dict) -> list[str]:
+    """Issue 6's targets, each met or not."""
+    production = next(v.label for v in ctx["variants"] if v.production)
+    out = []
+    add = out.append
+    add("## Issue 6's targets")
+    add("")
+    add("| target | measured | |")
+    add("|---|---|---|")
+    for model in MODELS:
+        rounds = res["predict"][model].get("16")
+        if not rounds:
+            continue
+        s = predict_summary(rounds, "ceiling", production)
+        add(f"| `/v1/predict`, {LABELS[model]}, c=16: req/s at least "
+            f"{MIN_PREDICT_RATIO:.0%} of the ceiling's | {s['ratio']:.0%} "
+            f"(median of {len(rounds)} rounds; {s['ratio_min']:.0%} to "
+            f"{s['ratio_max']:.0%}) | {met(s['ratio'] >= MIN_PREDICT_RATIO)} |")
+        add(f"| `/v1/predict`, {LABELS[model]}, c=16: p99 at most "
+            f"{MAX_P99_RATIO:g}x the ceiling's | {s['p99_ratio']:.2f}x (median; "
+            f"worst round {s['p99_ratio_max']:.2f}x) | "
+            f"{met(s['p99_ratio'] <= MAX_P99_RATIO)} |")
+    for model in MODELS:
+        rounds = res["batch"][model].get("1")
+        if not rounds:
+            continue
+        ratio = med(r["service"]["rows_per_s"] / r["in-process"]["rows_per_s"]
+                    for r in rounds)
+        add(f"| batch of {args.batch_rows:,}, {LABELS[model]}: at least "
+            f"{MIN_BATCH_RATIO:.0%} of in-process batch predict (1 thread) | "
+            f"{ratio:.0%} | {met(ratio >= MIN_BATCH_RATIO)} |")
+    for model in MODELS:
+        extra = extra_uss(res["memory"][model])
+        if extra is None:
+            continue
+        add(f"| an extra worker adds at most {MAX_EXTRA_USS_MB:g} MB USS, "
+            f"{LABELS[model]} | {extra['worst'] / MB:.1f} MB (see memory) | "
+            f"{met(extra['worst'] <= MAX_EXTRA_USS_MB * MB)} |")
+    for model in MODELS:
+        times = res["ready"][model]
+        add(f"| ready in under {MAX_READY_S:g} s, {LABELS[model]} | "
+            f"{max(times):.2f} s (slowest of {len(times)} starts) | "
+            f"{met(max(times) < MAX_READY_S)} |")
+    admin = [a["seconds"] for a in res["activation"]["admin"]]
+    if admin:
+        add(f"| an activation converges on every worker in under "
+            f"{MAX_ACTIVATION_S:g} s (admin API) | {max(admin):.2f} s (slowest "
+            f"of {len(admin)}) | {met(max(admin) < MAX_ACTIVATION_S)} |")
+    add("")
+    return out
+
+
+def reproduce(args, ctx, res: dict) -> list[str]:
+    """The commands that make this report again."""
+    out = []
+    add = out.append
+    add("## Reproduce")
+    add("")
+    add("```sh")
+    add("make bench                          # this report, about 20 minutes")
+    add("make bench BENCH_ARGS=--quick       # a smoke run; prints, writes "
+        "nothing")
+    add(".venv/bin/python bench/bench.py --help")
+    add("```")
+    add("")
+    add("`make bench` needs `wrk` (Debian/Ubuntu: `apt-get install wrk`). No "
+        "test asserts any timing; `tests/test_bench.py` only checks that the "
+        "ceiling app answers.")
+    return out
+
+
+def write_report(args, res: dict, text: str) -> None:
+    """The report at ``args.out``, and the call trees beside it."""
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    for model, profile in res.get("profile", {}).items():
+        if profile.get("tree"):
+            tree = args.out.parent / "profiles" / f"{model}.txt"
+            tree.parent.mkdir(exist_ok=True)
+            tree.write_text(profile["tree"])
+    say(f"bench: wrote {args.out}")

@@ -1,0 +1,77 @@
+"""The report's /v1/predict and /v1/predict/batch sections."""
+from common import LABELS, MODELS
+from report_common import fmt_rate, med
+
+
+def predict(args, ctx, res: dict) -> list[str]:
+    """``/v1/predict``: each run against its round's ceiling."""
+    out = []
+    add = out.append
+    add("## `/v1/predict`: one home per request")
+    add("")
+    add("Median over the rounds of each run's req/s and latency percentiles; "
+        "the ratios are each round's service run over that round's ceiling "
+        "run.")
+    for model in MODELS:
+        add("")
+        add(f"### {LABELS[model]} active")
+        add("")
+        add("| c | server | median req/s | p50 ms | p99 ms | req/s ratio "
+            "(median; per round) | p99 ratio (median) | errors |")
+        add("|---|---|---|---|---|---|---|---|")
+        for c, rounds in res["predict"][model].items():
+            for label in rounds[0]:
+                runs = [r[label] for r in rounds]
+                cells = [c, label, fmt_rate(med(r["rps"] for r in runs)),
+                         f"{med(r['p50_ms'] for r in runs):.2f}",
+                         f"{med(r['p99_ms'] for r in runs):.2f}"]
+                if label == "ceiling":
+                    cells += ["", ""]
+                else:
+                    per = [r[label]["rps"] / r["ceiling"]["rps"] for r in rounds]
+                    p99 = [r[label]["p99_ms"] / r["ceiling"]["p99_ms"]
+                           for r in rounds]
+                    cells += [f"{med(per):.2f} ("
+                              + ", ".join(f"{x:.2f}" for x in per) + ")",
+                              f"{med(p99):.2f}"]
+                cells.append(str(sum(r["errors"] for r in runs)))
+                add("| " + " | ".join(cells) + " |")
+    add("")
+    return out
+
+
+def batch(args, ctx, res: dict) -> list[str]:
+    """``/v1/predict/batch`` against in-process batch predict."""
+    out = []
+    add = out.append
+    add(f"## `/v1/predict/batch`: {args.batch_rows:,} homes per JSON body")
+    add("")
+    add("The limit is the same model version's own `predictor.predict` on the "
+        "same homes' columns, in a process with one native thread "
+        "(`bench/inprocess.py`: no HTTP, no JSON, no validation). At c=N, N "
+        "such processes run at once, as N workers are busy. Rows/s are "
+        "medians over the rounds; the ratio is per round."
+        + ("" if ctx["lean_default"] is None else
+           " Both sides load the version with the production default "
+           f"`HOUSING_LEAN_INFERENCE={str(ctx['lean_default']).lower()}`; "
+           "the estimator the in-process side ran: "
+           + ", ".join(f"{LABELS[m]} `{rounds[0]['estimator']}`"
+                       for m, c_rounds in res["batch"].items()
+                       for rounds in list(c_rounds.values())[:1]) + "."))
+    add("")
+    add("| model | c | in-process rows/s | service rows/s | ratio (median; "
+        "per round) | service p50 ms | service p99 ms | errors |")
+    add("|---|---|---|---|---|---|---|---|")
+    for model in MODELS:
+        for c, rounds in res["batch"][model].items():
+            per = [r["service"]["rows_per_s"] / r["in-process"]["rows_per_s"]
+                   for r in rounds]
+            add(f"| {LABELS[model]} | {c} | "
+                f"{fmt_rate(med(r['in-process']['rows_per_s'] for r in rounds))} | "
+                f"{fmt_rate(med(r['service']['rows_per_s'] for r in rounds))} | "
+                f"{med(per):.2f} (" + ", ".join(f"{x:.2f}" for x in per) + ") | "
+                f"{med(r['service']['p50_ms'] for r in rounds):.1f} | "
+                f"{med(r['service']['p99_ms'] for r in rounds):.1f} | "
+                f"{sum(r['service']['errors'] for r in rounds)} |")
+    add("")
+    return out

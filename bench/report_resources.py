@@ -1,0 +1,176 @@
+"""The report's memory, start and activation, and CPU time sections."""
+from common import CONVERGED_STREAK, LABELS, MB, MIN_PREDICT_RATIO, MODELS
+from report_common import extra_uss, kib_mb, med
+
+
+def memory(args, ctx, res: dict) -> list[str]:
+    """USS and PSS per process, and what one more worker adds."""
+    out = []
+    add = out.append
+    add("## Memory")
+    add("")
+    add(f"From `/proc/PID/smaps_rollup` after at least "
+        f"{args.memory_requests:,} requests to `/v1/predict` (wrk, c=16). USS: "
+        "pages only that process holds (what it adds); PSS: shared pages "
+        "split between the processes mapping them (the PSS column adds up to "
+        "the real footprint). MB = 10^6 bytes.")
+    add("")
+    add("| model | workers | requests | master USS / PSS | each worker USS "
+        "| each worker PSS | total PSS |")
+    add("|---|---|---|---|---|---|---|")
+    for model in MODELS:
+        for workers, mem in res["memory"][model].items():
+            ws = list(mem["workers"].values())
+            total = mem["master"]["pss_kib"] + sum(w["pss_kib"] for w in ws)
+            add(f"| {LABELS[model]} | {workers} | {mem['requests']:,} | "
+                f"{kib_mb(mem['master']['uss_kib'])} / "
+                f"{kib_mb(mem['master']['pss_kib'])} | "
+                + ", ".join(kib_mb(w["uss_kib"]) for w in ws) + " | "
+                + ", ".join(kib_mb(w["pss_kib"]) for w in ws) + " | "
+                f"{kib_mb(total)} |")
+    add("")
+    for model in MODELS:
+        extra = extra_uss(res["memory"][model])
+        if extra:
+            add(f"- {LABELS[model]}: going from {extra['from']} to "
+                f"{extra['to']} workers added {extra['delta'] / MB:.1f} MB of "
+                f"USS per worker (all processes' USS, before and after); the "
+                f"largest worker USS was {extra['largest'] / MB:.1f} MB. The "
+                f"target is judged on the larger of the two.")
+    add("")
+    return out
+
+
+def start_and_activation(args, ctx, res: dict) -> list[str]:
+    """Time to ready, where a start goes, and activation times."""
+    out = []
+    add = out.append
+    add("## Start and activation")
+    add("")
+    add(f"Ready: from starting `deploy/entrypoint.sh` (a trained model in the "
+        f"store, {args.workers} workers) to the first 200 from `/health/ready` "
+        "naming the model (polled every 10 ms).")
+    add("")
+    add("| model | starts | median s | slowest s |")
+    add("|---|---|---|---|")
+    for model in MODELS:
+        times = res["ready"][model]
+        add(f"| {LABELS[model]} | {len(times)} | {med(times):.2f} | "
+            f"{max(times):.2f} |")
+    add("")
+    if res.get("startup"):
+        add("Where a start goes (medians): after each timed start, a bare "
+            "`python` with the server's "
+            "environment importing `housing_api`, then `create_app()` (config, "
+            "blueprints, the libraries the active version needs imported, the "
+            "version loaded and its checksums verified); the rest of the time "
+            "to ready is the interpreter, "
+            "Gunicorn, forking the workers and the first answer.")
+        add("")
+        add("| model | import s | create_app s | whole process s | ready s |")
+        add("|---|---|---|---|---|")
+        for model in MODELS:
+            runs = res["startup"][model]
+            add(f"| {LABELS[model]} | {med(r['import_s'] for r in runs):.2f} | "
+                f"{med(r['create_app_s'] for r in runs):.2f} | "
+                f"{med(r['process_s'] for r in runs):.2f} | "
+                f"{med(res['ready'][model]):.2f} |")
+        add("")
+    if res.get("imports"):
+        add("Imports during a start: `python -X importtime -c 'from housing_api "
+            "import create_app; create_app()'` with the model active (one run "
+            "each), self time by top-level package.")
+        add("")
+        add("| model | imports s | largest |")
+        add("|---|---|---|")
+        for model, imports in res["imports"].items():
+            top = ", ".join(f"{name} {secs:.2f} s"
+                            for name, secs in imports["packages"][:6])
+            add(f"| {LABELS[model]} | {imports['total_s']:.2f} | {top} |")
+        add("")
+        if any(i["dont_write_bytecode"] for i in res["imports"].values()):
+            add("`PYTHONDONTWRITEBYTECODE` is set in this environment, so modules "
+                "without a cached `.pyc` are compiled at every start.")
+            add("")
+    add(f"Activation: on a running service ({args.workers} workers, idle), "
+        "alternating between the two models; from the request (or the store "
+        f"write) until {CONVERGED_STREAK} consecutive `/health/ready` answers, "
+        "each on a new connection, name the new version and every worker of "
+        "the master has been replaced. `admin`: `POST "
+        "/admin/models/VERSION/activate` (the worker signals its master at "
+        "once). `store`: `ModelStore.activate`, what `housing-api models "
+        "activate` does; the master's watcher sees the pointer move on a poll "
+        "every `HOUSING_MODEL_WATCH_INTERVAL` (3 s by default) and signals on "
+        "the next one, so this path takes 3 to 6 s plus the swap by design.")
+    add("")
+    add("| path | to | converged s | first new answer s | workers replaced s |")
+    add("|---|---|---|---|---|")
+    for how in ("admin", "store"):
+        for a in res["activation"][how]:
+            add(f"| {how} | {LABELS[a['to']]} | {a['seconds']:.2f} | "
+                f"{a['first_answer_s']:.2f} | {a['workers_replaced_s']:.2f} |")
+    add("")
+    return out
+
+
+def where_the_time_goes(args, ctx, res: dict) -> list[str]:
+    """CPU per request in-process, and the profiles' shares."""
+    out = []
+    add = out.append
+    add("## Where the time goes")
+    add("")
+    add(f"CPU time per `POST /v1/predict` inside one process, through Flask's "
+        f"test client (no HTTP server, no network, one native thread; "
+        f"`bench/profile_app.py`, {args.profile_requests:,} requests over the "
+        "100 rows). The ceiling/service ratio is the most the service could "
+        "reach of the ceiling's req/s if nothing but this work differed. The "
+        "shares are cProfile's self time grouped by package; the profiler "
+        "inflates Python-heavy code, so they are proportions, not costs.")
+    add("")
+    add("The model column is the loaded version's own `predict` for one "
+        "home (features, estimator, interval, warnings) on already validated "
+        "columns: what no serving layer can avoid.")
+    add("")
+    add("| model | ceiling CPU ms | service CPU ms | of which the model | "
+        "ceiling/service | largest shares of the service's profiled time |")
+    add("|---|---|---|---|---|---|")
+    for model in MODELS:
+        p = res["profile"][model]
+        shares = ", ".join(f"{g['group']} {g['share']:.0%}"
+                           for g in p["groups"][:8])
+        model_ms = p.get("model_cpu_ms")
+        add(f"| {LABELS[model]} | {p['ceiling_cpu_ms']:.2f} | "
+            f"{p['service_cpu_ms']:.2f} | "
+            f"{'' if model_ms is None else f'{model_ms:.2f}'} | "
+            f"{p['ceiling_cpu_ms'] / p['service_cpu_ms']:.0%} | {shares} |")
+    add("")
+    for model in MODELS:
+        p = res["profile"][model]
+        if p.get("model_cpu_ms") is None:
+            continue
+        # At half the ceiling's rate a request may cost twice the ceiling's.
+        rest = 2 * p["ceiling_cpu_ms"] - p["ceiling_cpu_ms"] - p["model_cpu_ms"]
+        spent = p["service_cpu_ms"] - p["ceiling_cpu_ms"] - p["model_cpu_ms"]
+        left = (f"which leaves {rest:.2f} ms" if rest >= 0 else
+                f"already {-rest:.2f} ms over, with nothing left")
+        add(f"- {LABELS[model]}: at {MIN_PREDICT_RATIO:.0%} of the ceiling, "
+            f"a request may cost {2 * p['ceiling_cpu_ms']:.2f} ms; the "
+            f"ceiling's own work (HTTP, JSON) takes {p['ceiling_cpu_ms']:.2f} "
+            f"and the model {p['model_cpu_ms']:.2f}, {left} for validation, "
+            f"logging, metrics and the answer (the service spends "
+            f"{spent:.2f}).")
+    add("")
+    add("Largest single functions by self time:")
+    add("")
+    for model in MODELS:
+        add(f"- {LABELS[model]}: " + "; ".join(
+            f"`{f['function']}` {f['share']:.0%}"
+            for f in res["profile"][model]["functions"][:5]))
+    add("")
+    if any(res["profile"][m].get("tree") for m in MODELS):
+        add("Call trees of the same requests, from pyinstrument (a sampling "
+            "profiler, so less distorted by Python-heavy code): "
+            + ", ".join(f"[{LABELS[m]}](profiles/{m}.txt)" for m in MODELS
+                        if res["profile"][m].get("tree")) + ".")
+        add("")
+    return out
