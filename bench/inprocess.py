@@ -19,9 +19,9 @@ from pathlib import Path
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from housing_api.features import records_to_columns
-from housing_api.model_store import ModelStore
-from housing_api.schemas import HomeSchema
+from housing_api.inference.columns import records_to_columns
+from housing_api.store import ModelStore
+from housing_api.web.schemas import HomeSchema
 
 
 def measure(predictor, columns, rows: int, duration: float) -> dict:

@@ -26,8 +26,8 @@ from threadpoolctl import threadpool_limits
 
 from ceiling import create_app as create_ceiling  # bench/ is sys.path[0]
 from housing_api import create_app
-from housing_api.features import records_to_columns
-from housing_api.schemas import HomeSchema
+from housing_api.inference.columns import records_to_columns
+from housing_api.web.schemas import HomeSchema
 
 HERE = Path(__file__).resolve().parent
 

@@ -149,7 +149,7 @@ def reproduce(args, ctx, res: dict) -> list[str]:
     add("```")
     add("")
     add("`make bench` needs `wrk` (Debian/Ubuntu: `apt-get install wrk`). No "
-        "test asserts any timing; `tests/test_bench.py` only checks that the "
+        "test asserts any timing; `tests/system/test_bench.py` only checks that the "
         "ceiling app answers.")
     return out
 

@@ -61,7 +61,7 @@ def start_and_activation(args, ctx, res: dict) -> list[str]:
     if res.get("startup"):
         add("Where a start goes (medians): after each timed start, a bare "
             "`python` with the server's "
-            "environment importing `housing_api`, then `create_app()` (config, "
+            "environment importing `housing_api.app`, then `create_app()` (config, "
             "blueprints, the libraries the active version needs imported, the "
             "version loaded and its checksums verified); the rest of the time "
             "to ready is the interpreter, "

@@ -34,9 +34,9 @@ def bench_ready(args, ctx, model: str) -> tuple[list[float], list[dict]]:
 _STARTUP = """
 import json, sys, time
 started = time.perf_counter()
-import housing_api
+from housing_api.app import create_app
 imported = time.perf_counter()
-housing_api.create_app()
+create_app()
 created = time.perf_counter()
 print(json.dumps({"import_s": imported - started,
                   "create_app_s": created - imported}))
@@ -125,7 +125,7 @@ def converge(server: Server, version: str, action, timeout: float = 60) -> dict:
 
 def bench_activation(args, ctx) -> dict:
     """Activations on a running service (2 workers), alternating models."""
-    from housing_api.model_store import ModelStore
+    from housing_api.store import ModelStore
 
     token = secrets.token_hex(16)
     versions = ctx["versions"]

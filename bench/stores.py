@@ -43,7 +43,7 @@ def prepare_models(args, work: Path) -> tuple[Path, dict, str]:
                         "train"], cwd=ROOT, env=env, check=True)
         found = newest_versions(source)
         how = "trained by `housing-api train` for this run"
-    from housing_api.model_store import ModelStore
+    from housing_api.store import ModelStore
 
     store = ModelStore(source)
     for name in MODELS:
@@ -54,7 +54,7 @@ def prepare_models(args, work: Path) -> tuple[Path, dict, str]:
 
 def store_copy(source: Path, versions: dict, active: str, work: Path) -> Path:
     """A store of its own for one server, with ``active`` as CURRENT."""
-    from housing_api.model_store import ModelStore
+    from housing_api.store import ModelStore
 
     dest = Path(tempfile.mkdtemp(prefix="store-", dir=work))
     for version in versions.values():
