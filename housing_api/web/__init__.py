@@ -1,6 +1,6 @@
 """HTTP: blueprints, schemas, the error shape, request ids, access log, limits.
 
-The only layer that imports Flask (with ``create_app`` and ``extensions``).
-Views translate between HTTP and the layers below; those raise domain
-errors without status codes, and the views map them.
+The only layer that imports Flask (with ``app`` and ``extensions``); it may
+import every layer below it. Views translate between HTTP and those layers,
+which raise domain errors without status codes; the views map them.
 """
