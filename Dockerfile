@@ -2,7 +2,8 @@
 # Sound Realty house-price service.
 #
 #   docker build -t housing-api:1.0.0 .
-#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp -v housing-model:/app/model housing-api:1.0.0
+#   docker run --rm -p 8000:8000 --read-only --tmpfs /tmp -v housing-model:/app/model \
+#       -v housing-var:/app/var housing-api:1.0.0
 #
 # A first model is trained into /app/model at build time; build with
 # --build-arg TRAIN_MODEL=false when the store comes from a volume instead
@@ -51,15 +52,18 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOUSING_INSTANCE_PATH=/app/instance \
     HOUSING_MODEL_DIR=/app/model \
     HOUSING_DATA_DIR=/app/data \
+    HOUSING_DATABASE_URL=sqlite:////app/var/housing.db \
+    HOUSING_PREDICTION_LOG_SPOOL_DIR=/app/var/spool \
     GUNICORN_CMD_ARGS="--bind 0.0.0.0:8000"
 
 WORKDIR /app
 # Code and data stay owned by root, read-only to the service; only the
-# model store belongs to it.
+# model store and var/ (the embedded SQLite database and the prediction log's
+# spool; compose and Kubernetes use PostgreSQL) belong to it.
 COPY gunicorn.conf.py wsgi.py ./
 COPY deploy/entrypoint.sh deploy/entrypoint.sh
 COPY data ./data
-RUN mkdir -p instance model && chown app:app model
+RUN mkdir -p instance model var/spool && chown app:app model var var/spool
 
 USER 10001:10001
 ARG TRAIN_MODEL=true

@@ -103,6 +103,15 @@ def post_fork(server, worker):
     gc.enable()
     # The admin API signals this master to roll every worker (never pkill).
     _state(server).master_pid = server.pid
+    # The prediction log's engine and writer thread, in this worker: a pool
+    # or a thread made in the master would not survive the fork intact.
+    extensions = server.app.wsgi().extensions
+    if extensions.get("housing_log") is not None:
+        extensions["housing_log"].start()
+    # The live accuracy and drift gauges: one worker (a file lock decides)
+    # queries the database every MONITORING_REFRESH_INTERVAL seconds.
+    if extensions.get("housing_gauges") is not None:
+        extensions["housing_gauges"].start()
     from threadpoolctl import threadpool_info, threadpool_limits
 
     threadpool_limits(1)
@@ -110,6 +119,14 @@ def post_fork(server, worker):
     if any(n != 1 for n in pools.values()):
         log.warning("worker %s: native thread pools not limited: %s",
                     worker.pid, pools)
+
+
+def worker_exit(server, worker):
+    # Graceful stops and every HUP end old workers here: write what their
+    # prediction log still holds (to the database, or to its spool).
+    prediction_log = server.app.wsgi().extensions.get("housing_log")
+    if prediction_log is not None:
+        prediction_log.close()
 
 
 def child_exit(server, worker):

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Start the service the same way everywhere (make serve, the container, CI):
-# train a first model if the store holds none, give Prometheus a clean
-# multiprocess folder, then exec Gunicorn so it receives signals directly.
+# train a first model if the store holds none, migrate the database, give
+# Prometheus a clean multiprocess folder, then exec Gunicorn so it receives
+# signals directly.
 set -eu
 
 : "${HOUSING_MODEL_DIR:=model}"
@@ -13,6 +14,11 @@ if [ -z "$(ls -A "$HOUSING_MODEL_DIR/versions" 2>/dev/null)" ]; then
     # workers' folder (which may not exist yet).
     env -u PROMETHEUS_MULTIPROC_DIR housing-api train
 fi
+
+# The prediction log's schema, before any worker writes to it. Safe when
+# several replicas start at once (an advisory lock on PostgreSQL, a file
+# lock beside a SQLite file).
+env -u PROMETHEUS_MULTIPROC_DIR housing-api db upgrade
 
 # Metric files of a previous run would be summed into this one's: wipe them
 # here, before Python starts (not in a Gunicorn hook, which runs too late).

@@ -1,10 +1,13 @@
 """The application factory."""
 import logging
 
+from .monitoring.gauges import LiveGauges
 from .serving import ModelState
 from .settings import configured_app
 from .store import ModelStore, ModelStoreError
-from .web import access_log, blueprints, limits, metrics, proxies, request_ids
+from .web import (
+    access_log, blueprints, limits, metrics, prediction_log, proxies, request_ids,
+)
 
 log = logging.getLogger("housing_api")
 
@@ -25,11 +28,16 @@ def create_app(test_config=None):
     # that would otherwise skip it (refused requests would not be counted).
     service_metrics = metrics.init_app(app)
     limits.init_app(app)
-    serve_active_version(app, service_metrics)
+    prediction_log.init_app(app)
+    state = serve_active_version(app, service_metrics)
+    app.extensions["housing_gauges"] = LiveGauges(
+        service_metrics, state, app.extensions["housing_db"],
+        app.config["PREDICTION_LOG_SPOOL_DIR"] / "gauges.lock",
+        interval=app.config["MONITORING_REFRESH_INTERVAL"])
     return app
 
 
-def serve_active_version(app, service_metrics) -> None:
+def serve_active_version(app, service_metrics) -> ModelState:
     """Put the model state in ``app.extensions`` and load CURRENT's version."""
     state = ModelState(
         ModelStore(app.config["MODEL_DIR"], lean=app.config["LEAN_INFERENCE"]),
@@ -41,3 +49,4 @@ def serve_active_version(app, service_metrics) -> None:
         # Live but not ready: /health/ready says 503 until a good version.
         log.exception("the active model version could not be loaded")
     service_metrics.set_model(state.predictor)
+    return state

@@ -59,3 +59,21 @@ METRICS_ALLOWED_NETWORKS = ""
 #: the libraries' per-call overhead. False serves through the libraries'
 #: own predict (the fallback, and the baseline in the benchmark).
 LEAN_INFERENCE = True
+
+#: The database of the prediction log and the reported sales (SQLAlchemy
+#: URL). Empty: SQLite in the instance folder (``instance/housing.db``).
+#: Production: ``postgresql+psycopg://user:password@host:5432/housing``.
+DATABASE_URL = ""
+#: Record every answered estimate (and give it a ``prediction_id``).
+PREDICTION_LOG = True
+#: Seconds a worker's writer collects records before one INSERT.
+PREDICTION_LOG_FLUSH_INTERVAL = 1.0
+#: Records a worker queues for its writer; beyond, they spill to the spool.
+PREDICTION_LOG_BUFFER = 10_000
+#: Where records wait while the database is away (empty: ``instance/spool``).
+PREDICTION_LOG_SPOOL_DIR = ""
+#: Days of estimates (and their reported sales) ``housing-api db purge`` keeps.
+PREDICTION_LOG_RETENTION_DAYS = 365
+#: Seconds between refreshes of the live accuracy and drift gauges on
+#: /metrics (one worker queries the database; 0 turns them off).
+MONITORING_REFRESH_INTERVAL = 60.0

@@ -22,4 +22,9 @@ def configured_app(test_config=None) -> Flask:
         app.config.from_mapping(test_config)
     for key in ("MODEL_DIR", "DATA_DIR"):
         app.config[key] = Path(app.config[key]).resolve()
+    instance = Path(app.instance_path)
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = f"sqlite:///{instance.resolve() / 'housing.db'}"
+    app.config["PREDICTION_LOG_SPOOL_DIR"] = Path(
+        app.config["PREDICTION_LOG_SPOOL_DIR"] or instance / "spool").resolve()
     return app

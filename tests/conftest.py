@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from databases import fresh_database
 from housing_api import create_app
 from housing_api.cli import main
 from housing_api.training import boosting
@@ -13,6 +14,23 @@ from housing_api.training.train import train_version
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 TOKEN = "test-admin-token-0123456789"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def instance_folder(tmp_path_factory):
+    """A private instance folder for the session's apps, its database migrated.
+
+    So no test reads a developer's ``instance/config.py`` or writes the
+    repository's ``instance/housing.db``. Gunicorn servers get their own
+    (``servers.gunicorn_server``).
+    """
+    from housing_api.db import migrate
+
+    folder = tmp_path_factory.mktemp("instance")
+    migrate.upgrade(f"sqlite:///{folder / 'housing.db'}")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOUSING_INSTANCE_PATH", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +56,7 @@ def store(model_dir):
 
 @pytest.fixture
 def app(model_dir):
-    return create_app({
+    app = create_app({
         "TESTING": True,
         "MODEL_DIR": model_dir,
         "DATA_DIR": DATA_DIR,
@@ -47,6 +65,42 @@ def app(model_dir):
         # fast sequences of requests flaky.
         "RATELIMIT_ENABLED": False,
     })
+    yield app
+    close_app(app)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """An empty database, migrated: SQLite, then PostgreSQL (see databases.py)."""
+    from housing_api.db import migrate
+
+    with fresh_database(request.param, tmp_path) as url:
+        migrate.upgrade(url)
+        yield url
+
+
+def make_logged_app(model_dir, database_url, spool_dir):
+    """An app whose prediction log writes to ``database_url``."""
+    return create_app({
+        "TESTING": True, "MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
+        "RATELIMIT_ENABLED": False, "DATABASE_URL": database_url,
+        "PREDICTION_LOG_SPOOL_DIR": spool_dir,
+    })
+
+
+def close_app(app):
+    """Stop the app's prediction log and its engines."""
+    if app.extensions["housing_log"] is not None:
+        app.extensions["housing_log"].close()
+    app.extensions["housing_db"].dispose()
+
+
+@pytest.fixture
+def logged_app(model_dir, database_url, tmp_path):
+    """The app (reference model) with its prediction log in ``database_url``."""
+    app = make_logged_app(model_dir, database_url, tmp_path / "spool")
+    yield app
+    close_app(app)
 
 
 @pytest.fixture
@@ -90,6 +144,13 @@ def home(homes):
     return dict(homes[0])
 
 
+def estimates(predictions: list[dict]) -> list[dict]:
+    """The estimates without their prediction ids, which are new every time."""
+    ids = [p.pop("prediction_id") for p in predictions]
+    assert len(set(ids)) == len(ids)
+    return predictions
+
+
 def assert_served_alike(model_dir, homes, lean_type):
     """The lean and the library path answer every home identically."""
     answers = {}
@@ -102,7 +163,7 @@ def assert_served_alike(model_dir, homes, lean_type):
         batch = client.post("/v1/predict/batch", json={"instances": homes})
         singles = [client.post("/v1/predict", json=h).get_json()["prediction"]
                    for h in homes]
-        answers[lean] = (batch.get_json()["predictions"], singles)
+        answers[lean] = (estimates(batch.get_json()["predictions"]), singles)
     assert answers[True] == answers[False]
 
 

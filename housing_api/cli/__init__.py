@@ -1,4 +1,4 @@
-"""``housing-api``: train, evaluate, manage versions, smoke-test a server.
+"""``housing-api``: train, evaluate, manage versions and the database, smoke-test.
 
 Its own click group, not Flask's: ``--help`` imports only click and the
 command modules, and each command imports what it needs when it runs.
@@ -8,8 +8,10 @@ import anything below it.
 """
 import click
 
+from .db import db_group
 from .evaluate import evaluate_command, search_command
 from .models import models_group
+from .monitor import monitor_command
 from .smoke import smoke_command
 from .train import train_command
 
@@ -20,6 +22,6 @@ def main():
     """Sound Realty house-price service: training and operations."""
 
 
-for _command in (train_command, smoke_command, models_group, evaluate_command,
-                 search_command):
+for _command in (train_command, smoke_command, models_group, db_group,
+                 monitor_command, evaluate_command, search_command):
     main.add_command(_command)

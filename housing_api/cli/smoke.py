@@ -20,6 +20,9 @@ class SmokeReport:
     latencies_ms: list = field(default_factory=list)
     failures: list = field(default_factory=list)
     versions: set = field(default_factory=set)
+    #: (prediction_id, price, version) of each single estimate.
+    estimates: list = field(default_factory=list)
+    sales: str = ""
 
     def summary(self) -> str:
         lines = [f"smoke test of {self.url}: {self.rows} rows, "
@@ -32,6 +35,8 @@ class SmokeReport:
             lines.append(f"latency (single): p50 {q[49]:.1f} ms  p90 {q[89]:.1f} ms"
                          f"  p99 {q[98]:.1f} ms  max {max(self.latencies_ms):.1f} ms")
         lines.append(f"model versions seen: {', '.join(sorted(self.versions))}")
+        if self.sales:
+            lines.append(self.sales)
         lines.extend(f"FAIL {f}" for f in self.failures[:20])
         return "\n".join(lines)
 
@@ -98,6 +103,9 @@ def run_smoke(url: str, path: Path, timeout: float = 10.0) -> SmokeReport:
                 report.failures.append(f"row {i}: no X-Request-ID header")
             report.versions.add(body.get("model", {}).get("version", "?"))
             singles.append(_check_estimate(body, f"row {i}", report))
+            if body.get("prediction_id"):
+                report.estimates.append((body["prediction_id"], body["prediction"],
+                                         body["model"]["version"]))
         r = http.post(f"{url}/v1/predict/batch", json={"instances": homes},
                       timeout=timeout * 6)
         if r.status_code != 200:
@@ -115,6 +123,42 @@ def run_smoke(url: str, path: Path, timeout: float = 10.0) -> SmokeReport:
     return report
 
 
+def check_sales(url: str, report: SmokeReport, wait: float = 15.0) -> None:
+    """Report each single estimate's own price as its sale; check the figures.
+
+    The estimates reach the log within a flush interval of their answer, so
+    a 422 (not logged yet) is retried until ``wait`` runs out. Then the live
+    MAE of each version must be the rounding to cents: the whole path, from
+    every worker's log to the SQL that measures it.
+    """
+    import requests
+
+    url = url.rstrip("/")
+    if not report.estimates:
+        report.failures.append("sales: no answer carried a prediction_id")
+        return
+    body = {"sales": [{"prediction_id": pid, "sale_price": price,
+                       "sale_date": time.strftime("%Y-%m-%d", time.gmtime())}
+                      for pid, price, _ in report.estimates]}
+    deadline = time.monotonic() + wait
+    while True:
+        r = requests.post(f"{url}/v1/sales", json=body, timeout=30)
+        if r.status_code != 422 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if r.status_code != 200:
+        report.failures.append(f"sales: HTTP {r.status_code} {r.text[:300]}")
+        return
+    for version in sorted({v for _, _, v in report.estimates}):
+        live = requests.get(f"{url}/v1/model/performance",
+                            params={"version": version}, timeout=30).json()["live"][0]
+        expected = sum(v == version for _, _, v in report.estimates)
+        if live["n"] < expected or not live["mae"] <= 0.005:
+            report.failures.append(f"sales: {version} measured {live}")
+    report.sales = (f"sales: {len(report.estimates)} reported, "
+                    f"{r.json()['recorded']} recorded; live MAE within a cent")
+
+
 @click.command("smoke")
 @click.option("--url", required=True, help="Base URL of a running service.")
 @click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False),
@@ -122,12 +166,18 @@ def run_smoke(url: str, path: Path, timeout: float = 10.0) -> SmokeReport:
                                  "future_unseen_examples.csv].")
 @click.option("--wait", type=float, default=0, show_default=True,
               help="Seconds to wait for /health/ready first.")
-def smoke_command(url, csv_path, wait):
+@click.option("--report-sales", is_flag=True,
+              help="Then report each estimate's own price as its sale and "
+                   "check the live figures (a test server only: the sales "
+                   "are fake).")
+def smoke_command(url, csv_path, wait, report_sales):
     """Post every example to a running service and check every answer."""
     if wait and not wait_until_ready(url, wait):
         fail(f"{url} was not ready within {wait:g} s")
     path = Path(csv_path or config()["DATA_DIR"] / "future_unseen_examples.csv")
     report = run_smoke(url, path)
+    if report_sales and not report.failures:
+        check_sales(url, report)
     click.echo(report.summary())
     if report.failures:
         sys.exit(1)

@@ -20,15 +20,37 @@ ALGORITHMS = ("lightgbm", "reference")
 @click.option("--promote-if-better", is_flag=True,
               help="Activate only if holdout metrics are no worse than the "
                    "active version's.")
+@click.option("--with-sales", is_flag=True,
+              help="Add the sales reported back (POST /v1/sales) to the "
+                   "training rows; the holdout stays the same.")
 @click.option("--job", "job_id", hidden=True)
-def train_command(algorithm, activate, promote_if_better, job_id):
+def train_command(algorithm, activate, promote_if_better, with_sales, job_id):
     """Train models from the data folder and store each as a new version."""
     settings = config()
+    reported = _reported_sales(settings) if with_sales else None
     for name in DEFAULT_TRAINING if algorithm == "all" else (algorithm,):
-        _train_one(settings, name, activate, promote_if_better, job_id)
+        _train_one(settings, name, activate, promote_if_better, job_id, reported)
 
 
-def _train_one(settings, algorithm, activate, promote_if_better, job_id):
+def _reported_sales(settings) -> dict:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..db import make_engine
+    from ..monitoring.sales import reported_sales
+
+    engine = make_engine(settings["DATABASE_URL"])
+    try:
+        reported = reported_sales(engine)
+    except SQLAlchemyError as exc:
+        fail(f"cannot read the reported sales: {getattr(exc, 'orig', None) or exc}")
+    finally:
+        engine.dispose()
+    click.echo(f"{len(reported['price'])} reported sales of fully described homes")
+    return reported
+
+
+def _train_one(settings, algorithm, activate, promote_if_better, job_id,
+               reported=None):
     from ..store import ModelStoreError
     from ..training import jobs
     from ..training.train import promotion_decision, train_version
@@ -39,7 +61,7 @@ def _train_one(settings, algorithm, activate, promote_if_better, job_id):
     store = model_store(settings)
     click.echo(f"training {algorithm} ...")
     try:
-        version, metadata = train_version(data_dir, store, algorithm)
+        version, metadata = train_version(data_dir, store, algorithm, reported)
         promoted, reason = (activate, "activated as asked" if activate
                             else "not activated (--no-activate)")
         if promote_if_better:
@@ -57,6 +79,10 @@ def _train_one(settings, algorithm, activate, promote_if_better, job_id):
         jobs.update(model_dir, job_id, state="succeeded", version=version,
                     promoted=promoted, reason=reason,
                     finished_at=datetime.now(timezone.utc).isoformat())
+    if "reported_sales" in metadata:
+        counts = metadata["reported_sales"]
+        click.echo(f"added {counts['added']} reported sales to the training rows "
+                   f"({counts['duplicates']} already in the data left out)")
     holdout = metadata["metrics"]["holdout"]
     click.echo(f"stored {version}: holdout R2 {holdout['r2']:.4f}, "
                f"MAE ${holdout['mae']:,.0f}, MAPE {holdout['mape']:.1%}")

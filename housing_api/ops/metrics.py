@@ -43,6 +43,24 @@ class ServiceMetrics:
                           "grade of priced homes.", buckets=GRADE_BUCKETS)
         self.zipcodes = make(Counter, "housing_input_zipcode",
                              "Priced homes by zipcode.", ("zipcode",))
+        # Set by one process (monitoring.gauges), every few seconds at most;
+        # the newest value of a live process is the one scraped.
+        live = {"multiprocess_mode": "livemostrecent"}
+        self.live_sales = make(Gauge, "housing_live_sales",
+                               "Reported sales of the version's estimates.",
+                               ("version",), **live)
+        self.live_mape = make(Gauge, "housing_live_mape",
+                              "Mean absolute % error on reported sales.",
+                              ("version",), **live)
+        self.live_coverage = make(Gauge, "housing_live_interval_coverage",
+                                  "Share of reported sales inside their interval.",
+                                  ("version",), **live)
+        self.holdout_mape = make(Gauge, "housing_holdout_mape",
+                                 "Mean absolute % error on the holdout split.",
+                                 ("version",), **live)
+        self.drift_psi = make(Gauge, "housing_drift_psi",
+                              "Population stability index of recent estimates "
+                              "against training.", ("version", "feature"), **live)
 
     def observe_predictions(self, endpoint, version, columns, prices):
         """Record one request's priced homes."""

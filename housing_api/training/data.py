@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from ..inference.columns import NUMERIC_COLUMNS
+from ..inference.columns import CLIENT_COLUMNS, NUMERIC_COLUMNS
 
 SALES_CSV = "kc_house_data.csv"
 DEMOGRAPHICS_CSV = "zipcode_demographics.csv"
@@ -35,6 +35,35 @@ class Sales:
     def split(self):
         """Return (train, holdout) row indices of Sound Realty's split."""
         return train_test_split(np.arange(len(self.price)), random_state=SPLIT_SEED)
+
+    def with_reported(self, reported: dict) -> tuple["Sales", np.ndarray, dict]:
+        """These sales plus the ones reported back, without duplicates.
+
+        ``reported`` holds client columns, ``price`` and ``sale_date``, one
+        entry per reported sale. A reported sale equal to one of these (all
+        18 inputs and the price) or to an earlier reported one is dropped.
+        Returns the sales, the row indices of the added ones, and counts.
+        """
+        added = pd.DataFrame({name: reported["columns"][name]
+                              for name in CLIENT_COLUMNS})
+        added["price"] = np.asarray(reported["price"], dtype=np.float64)
+        added["date"] = [str(d) for d in reported["sale_date"]]
+        key = [*CLIENT_COLUMNS, "price"]
+        known = pd.concat([self.frame[key].astype({"zipcode": str}),
+                           added[key]], ignore_index=True)
+        duplicate = known.duplicated(keep="first").to_numpy()[len(self.frame):]
+        added = added[~duplicate].reset_index(drop=True)
+        # Ids no King County sale has: repeat-sale grouping keeps them apart.
+        added["id"] = -(np.arange(len(added)) + 1)
+        frame = pd.concat([self.frame, added], ignore_index=True)
+        digest = hashlib.sha256(self.sha256.encode())
+        digest.update(added.to_csv(index=False).encode())
+        sales = Sales(frame, frame_columns(frame), frame["price"].to_numpy(float),
+                      digest.hexdigest())
+        counts = {"reported": int(len(duplicate)), "added": int(len(added)),
+                  "duplicates": int(duplicate.sum()),
+                  "last_sale": max(added["date"]) if len(added) else None}
+        return sales, np.arange(len(self.frame), len(frame)), counts
 
 
 def frame_columns(frame: pd.DataFrame) -> dict:

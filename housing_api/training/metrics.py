@@ -2,12 +2,13 @@
 import numpy as np
 
 from ..inference.columns import NUMERIC_COLUMNS
+from ..inference.distribution import categorical_distribution, numeric_distribution
 
 INTERVAL_LEVEL = 0.8
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
-    """R2, MAE, RMSE, MAPE and median APE of ``pred`` against ``y``."""
+    """R2, MAE, RMSE, MAPE, median APE and bias (mean signed % error)."""
     err = pred - y
     ape = np.abs(err) / y
     return {
@@ -16,6 +17,7 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
         "rmse": float(np.sqrt(np.mean(err**2))),
         "mape": float(np.mean(ape)),
         "median_ape": float(np.median(ape)),
+        "bias": float(np.mean(err / y)),
         "n": int(len(y)),
     }
 
@@ -46,4 +48,15 @@ def input_ranges(columns: dict) -> dict:
     return {
         c: [float(np.min(columns[c])), float(np.max(columns[c]))]
         for c in NUMERIC_COLUMNS if c in columns
+    }
+
+
+def training_distribution(columns: dict, price) -> dict:
+    """Each client input's distribution in training, and the predicted price's."""
+    return {
+        "n": len(price),
+        "inputs": {name: numeric_distribution(columns[name])
+                   for name in NUMERIC_COLUMNS if name in columns},
+        "zipcode": categorical_distribution(columns["zipcode"]),
+        "price": numeric_distribution(price),
     }

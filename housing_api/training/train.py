@@ -19,7 +19,9 @@ from ..inference.features import get_feature_set
 from ..inference.predictor import Predictor
 from ..store import DEMOGRAPHICS, ModelStore, check_predictions
 from .data import DEMOGRAPHICS_CSV, SPLIT_SEED, Sales, read_examples, take
-from .metrics import calibrate_interval, input_ranges, regression_metrics
+from .metrics import (
+    calibrate_interval, input_ranges, regression_metrics, training_distribution,
+)
 
 
 def library_versions() -> dict:
@@ -107,23 +109,44 @@ def fit_lightgbm(sales: Sales, demographics: Demographics, rows: np.ndarray,
 ALGORITHMS = {"reference": fit_reference, "lightgbm": fit_lightgbm}
 
 
-def build_version(data_dir: Path, algorithm: str = "reference") -> tuple[dict, dict]:
-    """Fit ``algorithm`` on Sound Realty's split; return (files, metadata)."""
+def build_version(data_dir: Path, algorithm: str = "reference",
+                  reported: dict | None = None) -> tuple[dict, dict]:
+    """Fit ``algorithm`` on Sound Realty's split; return (files, metadata).
+
+    ``reported`` (sales reported back, see ``Sales.with_reported``) adds to
+    the training rows only: the holdout stays Sound Realty's, so versions
+    trained with and without them compare on the same homes.
+    """
     data_dir = Path(data_dir)
     sales = Sales.read(data_dir)
     demographics = Demographics.from_csv(data_dir / DEMOGRAPHICS_CSV)
     train, holdout = sales.split()
+    extra = None
+    if reported is not None:
+        sales, added, extra = sales.with_reported(reported)
+        train = np.concatenate([train, added])
     fit = ALGORITHMS[algorithm](sales, demographics, train)
     fit.metadata["trainer"] = algorithm
+    if extra is not None:
+        fit.metadata["reported_sales"] = extra
 
-    def metrics(rows):
-        price = fit.predictor.predict(take(sales.columns, rows)).price
-        return regression_metrics(sales.price[rows], price)
+    def metrics(rows, result):
+        y = sales.price[rows]
+        inside = (y >= result.lower) & (y <= result.upper)
+        return {**regression_metrics(y, result.price),
+                "coverage": float(inside.mean())}
 
+    train_columns = take(sales.columns, train)
+    on_train = fit.predictor.predict(train_columns)
+    on_holdout = fit.predictor.predict(take(sales.columns, holdout))
     metadata = {
         **fit.metadata,
-        "metrics": {"holdout": metrics(holdout), "train": metrics(train),
+        "metrics": {"holdout": metrics(holdout, on_holdout),
+                    "train": metrics(train, on_train),
                     "protocol": "train_test_split(random_state=42), 25% holdout"},
+        # What drift is measured against (GET /v1/model/drift).
+        "training_distribution": training_distribution(train_columns,
+                                                       on_train.price),
         "library_versions": library_versions(),
         "training_data_sha256": sales.sha256,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -132,10 +155,10 @@ def build_version(data_dir: Path, algorithm: str = "reference") -> tuple[dict, d
     return files, metadata
 
 
-def train_version(data_dir: Path, store: ModelStore,
-                  algorithm: str = "reference") -> tuple[str, dict]:
+def train_version(data_dir: Path, store: ModelStore, algorithm: str = "reference",
+                  reported: dict | None = None) -> tuple[str, dict]:
     """Train ``algorithm`` and store it as a new, inactive version."""
-    files, metadata = build_version(data_dir, algorithm)
+    files, metadata = build_version(data_dir, algorithm, reported)
     version = store.publish(files, metadata,
                             check=check_predictions(read_examples(data_dir)))
     return version, store.metadata(version)

@@ -8,7 +8,7 @@ per-worker memory and predictions keep flowing; flask-limiter logs it.
 from flask import current_app
 
 from ..extensions import limiter
-from . import admin, predict
+from . import admin, monitoring, predict
 
 
 def predict_limit() -> str:
@@ -20,6 +20,7 @@ def admin_limit() -> str:
 
 
 limiter.limit(predict_limit)(predict.blp)
+limiter.limit(predict_limit)(monitoring.blp)
 limiter.limit(admin_limit)(admin.blp)
 
 

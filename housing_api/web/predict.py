@@ -8,6 +8,7 @@ from flask_smorest import abort
 from marshmallow import ValidationError
 
 from ..inference.columns import records_to_columns
+from . import prediction_log
 from .api import Blueprint
 from .schemas import (
     BatchPredictionSchema, BatchSchema, FeaturesSchema, HomeSchema,
@@ -75,7 +76,7 @@ def _estimates(predictor, records) -> list[dict]:
     result = predictor.predict(columns)
     current_app.extensions["housing_metrics"].observe_predictions(
         request.endpoint, predictor.version, columns, result.price)
-    return [
+    estimates = [
         {
             "prediction": round(float(price), 2),
             "interval": {"lower": round(float(lo), 2), "upper": round(float(hi), 2),
@@ -86,6 +87,11 @@ def _estimates(predictor, records) -> list[dict]:
             result.price, result.lower, result.upper, result.warnings
         )
     ]
+    ids = prediction_log.record(predictor, columns, result)
+    if ids is not None:
+        for estimate, prediction_id in zip(estimates, ids):
+            estimate["prediction_id"] = prediction_id
+    return estimates
 
 
 def _single(predictor, home):

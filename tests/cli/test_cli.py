@@ -169,7 +169,7 @@ def test_train_reports_a_refused_version(runner, store, monkeypatch):
     bad = with_artifact(files, metadata, skops_bytes(
         small_model(len(metadata["features"]), price=-1.0)))
     monkeypatch.setattr(training, "build_version",
-                        lambda data_dir, algorithm: (bad, metadata))
+                        lambda data_dir, algorithm, reported=None: (bad, metadata))
     result = runner.invoke(args=["train", "--algorithm", "reference"])
     assert result.exit_code == 1
     assert "the new version was refused" in result.stderr

@@ -5,6 +5,11 @@ from .admin import (
 )
 from .fields import MIN_YEAR, openapi_property
 from .homes import BatchSchema, HomeSchema, MinimalHomeSchema
+from .monitoring import (
+    BinSchema, DriftQuerySchema, DriftSchema, FeatureDriftSchema,
+    LiveFiguresSchema, PerformanceQuerySchema, PerformanceSchema,
+    SalesReceiptSchema, SaleSchema, SalesSchema,
+)
 from .responses import (
     BatchPredictionSchema, EstimateSchema, FeaturesSchema, FieldSpecSchema,
     HealthSchema, IntervalSchema, ModelInfoSchema, ModelRefSchema,
@@ -12,9 +17,12 @@ from .responses import (
 )
 
 __all__ = [
-    "ActivationSchema", "BatchPredictionSchema", "BatchSchema", "EstimateSchema",
+    "ActivationSchema", "BinSchema", "DriftQuerySchema", "DriftSchema",
+    "FeatureDriftSchema", "BatchPredictionSchema", "BatchSchema", "EstimateSchema",
     "FeaturesSchema", "FieldSpecSchema", "HealthSchema", "HomeSchema",
-    "IntervalSchema", "JobSchema", "MIN_YEAR", "MinimalHomeSchema",
+    "IntervalSchema", "JobSchema", "LiveFiguresSchema", "MIN_YEAR",
+    "MinimalHomeSchema", "PerformanceQuerySchema", "PerformanceSchema",
+    "SaleSchema", "SalesReceiptSchema", "SalesSchema",
     "ModelInfoSchema", "ModelListSchema", "ModelRefSchema", "ModelUploadSchema",
     "PredictionSchema", "TrainRequestSchema", "UploadSchema", "VersionSchema",
     "ZipcodesSchema", "openapi_property",

@@ -1,5 +1,5 @@
 """Fields that refuse what JSON clients get wrong, and document themselves."""
-from datetime import date
+from datetime import date, datetime, time, timezone
 
 from marshmallow import ValidationError, fields, validate
 
@@ -93,3 +93,29 @@ def year_field(description, example, minimum):
     return Year(required=True,
                 metadata={"description": description, "example": example,
                           "minimum": minimum, "maximum": max_year()})
+
+
+class Moment(fields.Field):
+    """A day (``2026-11-30``, its start) or an ISO 8601 time, as a UTC datetime."""
+
+    OPENAPI = {"type": "string", "format": "date-time",
+               "example": "2026-11-30T00:00:00Z"}
+    default_error_messages = {"invalid": "Not a date (YYYY-MM-DD) or an ISO 8601 "
+                                         "date and time."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            if len(value) == 10:
+                moment = datetime.combine(date.fromisoformat(value), time())
+            else:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise self.make_error("invalid") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.astimezone(timezone.utc)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else value.isoformat()

@@ -18,6 +18,10 @@ class ModelRefSchema(Schema):
 
 
 class EstimateSchema(Schema):
+    prediction_id = fields.String(metadata={
+        "description": "Quote it in POST /v1/sales once the home has sold "
+                       "(absent when the prediction log is off).",
+        "example": "5f0c8d2a3b1e4f6a9c7d2e1b0a3f4c5d"})
     prediction = fields.Float(metadata={"description": "Estimated price, USD."})
     interval = fields.Nested(IntervalSchema)
     warnings = fields.List(

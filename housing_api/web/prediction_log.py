@@ -1,0 +1,30 @@
+"""The database and the prediction log, bound to the app."""
+from flask import current_app, g, request
+
+from ..db import ProcessEngine
+from ..monitoring.log import Estimates, PredictionLog, new_ids, utcnow
+
+
+def init_app(app) -> None:
+    """Put the database and the :class:`PredictionLog` (or None) on the app."""
+    config = app.config
+    app.extensions["housing_db"] = ProcessEngine(config["DATABASE_URL"])
+    app.extensions["housing_log"] = PredictionLog(
+        config["DATABASE_URL"], config["PREDICTION_LOG_SPOOL_DIR"],
+        flush_interval=config["PREDICTION_LOG_FLUSH_INTERVAL"],
+        buffer_size=config["PREDICTION_LOG_BUFFER"],
+    ) if config["PREDICTION_LOG"] else None
+
+
+def record(predictor, columns, result) -> list[str] | None:
+    """Log this request's estimates; return their prediction ids (None if off)."""
+    prediction_log = current_app.extensions["housing_log"]
+    if prediction_log is None:
+        return None
+    ids = new_ids(len(result.price))
+    prediction_log.record(Estimates(
+        ids=ids, request_id=g.request_id, endpoint=request.endpoint,
+        model_version=predictor.version, client=request.remote_addr,
+        columns=columns, price=result.price, lower=result.lower,
+        upper=result.upper, level=result.level, created_at=utcnow()))
+    return ids
