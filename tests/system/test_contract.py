@@ -339,6 +339,82 @@ def _writes_refused(method, path, **kwargs):
         path.format(version=version), method=method, headers=ADMIN, **kwargs))
 
 
+def _logged_estimate(client) -> str:
+    """A prediction_id already in the log."""
+    pid = client.post("/v1/predict", json=HOME).get_json()["prediction_id"]
+    assert client.application.extensions["housing_log"].flush()
+    return pid
+
+
+def _sale(pid, price=512000):
+    return {"sales": [{"prediction_id": pid, "sale_price": price,
+                       "sale_date": "2026-11-30"}]}
+
+
+def _sale_reported_twice(apps, monkeypatch):
+    client = apps.main
+    pid = _logged_estimate(client)
+    client.post("/v1/sales", json=_sale(pid))
+    return client.post("/v1/sales", json=_sale(pid, price=600000))
+
+
+#: A database nobody listens for.
+NO_DATABASE = {"DATABASE_URL": "postgresql+psycopg://housing@127.0.0.1:1/housing"}
+SALES = "/v1/sales"
+PERFORMANCE = "/v1/model/performance"
+UNKNOWN_SALE = _sale("0" * 32)
+
+
+def _sales_cases():
+    return {
+        200: lambda apps, mp: apps.main.post(
+            SALES, json=_sale(_logged_estimate(apps.main))),
+        400: lambda apps, mp: apps.main.post(SALES, data="{not json",
+                                             content_type="application/json"),
+        409: _sale_reported_twice,
+        413: lambda apps, mp: apps.small.post(
+            SALES, data="[" + " " * 5000 + "]", content_type="application/json"),
+        415: lambda apps, mp: apps.main.post(SALES, data="x",
+                                             content_type="text/plain"),
+        422: lambda apps, mp: apps.main.post(SALES, json=UNKNOWN_SALE),
+        429: _twice(lambda c: c.post(SALES, json=UNKNOWN_SALE)),
+        503: lambda apps, mp: apps.shared("no_database", **NO_DATABASE).post(
+            SALES, json=UNKNOWN_SALE),
+    }
+
+
+def _performance_cases():
+    return {
+        200: lambda apps, mp: apps.main.get(PERFORMANCE + "?by=week"),
+        404: lambda apps, mp: apps.main.get(PERFORMANCE + "?version=nope"),
+        422: lambda apps, mp: apps.main.get(PERFORMANCE + "?by=month"),
+        429: _twice(lambda c: c.get(PERFORMANCE)),
+        503: lambda apps, mp: apps.shared("no_database", **NO_DATABASE).get(
+            PERFORMANCE),
+    }
+
+
+DRIFT = "/v1/model/drift"
+
+
+def _drift_without_distribution(apps, monkeypatch):
+    client = apps.new("undistributed")
+    files, metadata = payload(client.store)
+    del metadata["training_distribution"]
+    return client.get(f"{DRIFT}?version={client.store.publish(files, metadata)}")
+
+
+def _drift_cases():
+    return {
+        200: lambda apps, mp: apps.main.get(DRIFT),
+        404: lambda apps, mp: apps.main.get(DRIFT + "?version=nope"),
+        409: _drift_without_distribution,
+        422: lambda apps, mp: apps.main.get(DRIFT + "?since=soon"),
+        429: _twice(lambda c: c.get(DRIFT)),
+        503: lambda apps, mp: apps.shared("no_database", **NO_DATABASE).get(DRIFT),
+    }
+
+
 V = "/admin/models/{version}"
 NOT_JSON = {"data": "{not json", "content_type": "application/json"}
 CASES = {
@@ -348,6 +424,9 @@ CASES = {
     ("get", "/v1/features"): _get_cases("/v1/features"),
     ("get", "/v1/model"): _get_cases("/v1/model"),
     ("get", "/v1/zipcodes"): _get_cases("/v1/zipcodes"),
+    ("post", SALES): _sales_cases(),
+    ("get", PERFORMANCE): _performance_cases(),
+    ("get", DRIFT): _drift_cases(),
     ("get", "/health/live"): _get_cases("/health/live", limited=False,
                                         no_model=False),
     ("get", "/health/ready"): _get_cases("/health/ready", limited=False),
