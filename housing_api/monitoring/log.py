@@ -2,9 +2,10 @@
 
 A request hands its estimates to :meth:`PredictionLog.record` (a queue put,
 no I/O) and returns; a thread in each process writes them in batches, one
-multi-row INSERT each. While the database is down or slow, batches go to an
-append-only spool file (``spool``) and are replayed, in order, once it is
-back; a full queue spills there too. :meth:`close` (Gunicorn's
+executemany in one transaction each (multi-row INSERTs on PostgreSQL).
+While the database is down or slow, batches go to an append-only spool
+file (``spool``) and are replayed, in order, once it is back; a full queue
+spills there too. :meth:`close` (Gunicorn's
 ``worker_exit``: graceful stops and every HUP) writes everything left.
 
 Fork safety: the engine and the thread belong to the process that starts
@@ -33,9 +34,6 @@ from ..inference.columns import NUMERIC_COLUMNS
 from .spool import Spool
 
 log = logging.getLogger(__name__)
-
-#: Rows per INSERT statement: 28 parameters each, well under the drivers' limits.
-ROWS_PER_INSERT = 500
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,8 @@ class PredictionLog:
             self._queue = queue.Queue(maxsize=self.buffer_size)
             self._engine = make_engine(self.url)
             self._insert = (postgresql.insert if self._engine.dialect.name
-                            == "postgresql" else sqlite.insert)(predictions)
+                            == "postgresql" else sqlite.insert)(
+                predictions).on_conflict_do_nothing()
             self._spool = Spool(self.spool_dir)
             self._down_until = 0.0
             self._closed = False
@@ -229,10 +228,12 @@ class PredictionLog:
             return stored
 
     def _execute(self, rows: list[dict]) -> None:
+        # One statement, many parameter sets, one transaction: PostgreSQL
+        # gets multi-row INSERTs (SQLAlchemy batches them), SQLite the
+        # driver's executemany. Not .values(rows): compiling a statement per
+        # batch size cost ~1 s of CPU per 1,000 rows, and each stayed cached.
         with self._engine.begin() as connection:
-            for i in range(0, len(rows), ROWS_PER_INSERT):
-                connection.execute(self._insert.values(
-                    rows[i:i + ROWS_PER_INSERT]).on_conflict_do_nothing())
+            connection.execute(self._insert, rows)
 
     def _reject(self, row: dict, exc: Exception) -> None:
         # Not .jsonl: the spool would take it for a dead writer's file.
