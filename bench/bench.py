@@ -21,6 +21,8 @@ server on its own free loopback port with its own copy of the model store.
   and the store/CLI path through the master's pointer watcher) to reach
   every worker; CPU per request in-process and a profile of where it goes
   (``profile_app.py``).
+* The prediction log: the service with it off, on SQLite (the default, as
+  in every other row) and on PostgreSQL (``--postgres``), in alternation.
 * Rate limits are off (``HOUSING_RATELIMIT_ENABLED=false``): at 50 requests
   per second per client they would cap the benchmark, not measure it. Every
   other setting is the production default (``HOUSING_*`` variables of the
@@ -45,6 +47,7 @@ from common import CEILING_APP, MODELS, ROOT, say
 from load import Variant, bench_predict, service_variants
 from machine import machine
 from memory import bench_memory
+from prediction_log import bench_prediction_log
 from processes import gunicorn
 from profiling import bench_profile
 from report import report, write_report
@@ -96,6 +99,10 @@ def parse_args(argv=None):
     parser.add_argument("--no-log-variant", dest="log_variant",
                         action="store_false",
                         help="skip the service with HOUSING_LOG_LEVEL=WARNING")
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@"
+                        "127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server for the prediction log's row "
+                             "(a database is created and dropped); empty: none")
     parser.add_argument("--wrk", default="wrk")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--model-dir", type=Path, default=ROOT / "model",
@@ -174,6 +181,8 @@ def main(argv=None) -> int:
                 res["predict"][model] = bench_predict(args, ctx, model, ceiling)
         say("/v1/predict/batch")
         res["batch"] = {m: bench_batch(args, ctx, m) for m in MODELS}
+        say("prediction log")
+        res["prediction_log"] = bench_prediction_log(args, ctx)
         say("memory")
         res["memory"] = {m: bench_memory(args, ctx, m) for m in MODELS}
         say("profile")
@@ -191,6 +200,9 @@ def main(argv=None) -> int:
                  for run in r.values())
     errors += sum(r["service"]["errors"] for model in res["batch"].values()
                   for rounds in model.values() for r in rounds)
+    errors += sum(run["errors"] for kind in ("predict", "batch")
+                  for r in res.get("prediction_log", {}).get(kind, [])
+                  for run in r.values())
     if errors:
         say(f"bench: {errors} requests failed; the numbers are not valid")
         return 1

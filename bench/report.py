@@ -1,5 +1,6 @@
 """The report: its sections in order, and where it is written."""
 import report_load
+import report_log
 import report_resources
 from common import (
     CEILING_APP, LABELS, MAX_ACTIVATION_S, MAX_EXTRA_USS_MB, MAX_P99_RATIO,
@@ -11,6 +12,7 @@ def report(args, ctx, res: dict) -> str:
     """The run's report, in Markdown: every section, in order."""
     out = []
     for part in (the_run, targets, report_load.predict, report_load.batch,
+                 report_log.prediction_log,
                  report_resources.memory, report_resources.start_and_activation,
                  report_resources.where_the_time_goes, reproduce):
         out += part(args, ctx, res)
