@@ -74,7 +74,7 @@ def performance(engine, version: str, since: date | None = None,
         func.min(g.price).label("price_min"), func.max(g.price).label("price_max"),
         func.min(g.sale_date).label("first_sale"),
         func.max(g.sale_date).label("last_sale"))
-        .select_from(grouped.join(means, _same_group(means.c.grp, g.grp)))
+        .select_from(grouped.join(means, means.c.grp == g.grp))
         .group_by(g.grp).subquery("totals"))
     ranked = select(
         g.grp, ape.label("ape"),
@@ -85,8 +85,7 @@ def performance(engine, version: str, since: date | None = None,
                .where(r.rank.in_([(r.n + 1) // 2, (r.n + 2) // 2]))
                .group_by(r.grp).subquery("medians"))
     query = (select(totals, medians.c.median_ape)
-             .select_from(totals.join(medians, _same_group(medians.c.grp,
-                                                           totals.c.grp)))
+             .select_from(totals.join(medians, medians.c.grp == totals.c.grp))
              .order_by(totals.c.grp))
     with engine.connect() as connection:
         result = [_figures(row, by) for row in connection.execute(query)]
@@ -106,10 +105,6 @@ def _group_expression(by, rows):
         # Ties broken by id, so every evaluation puts a sale in one third.
         return func.ntile(3).over(order_by=(rows.c.price, rows.c.pid))
     raise ValueError(f"unknown grouping {by!r}")
-
-
-def _same_group(a, b):
-    return a == b
 
 
 def _figures(row, by) -> dict:

@@ -48,13 +48,10 @@ def report_sales(engine, rows: list[dict]) -> dict:
               else sqlite.insert)(sales)
     with engine.begin() as connection:
         known = set()
-        stored = {}
         for chunk in _chunks(ids):
             known.update(connection.scalars(
                 select(predictions.c.id).where(predictions.c.id.in_(chunk))))
-            stored.update((r.prediction_id, r._asdict()) for r in connection.execute(
-                select(sales.c.prediction_id, sales.c.sale_price, sales.c.sale_date)
-                .where(sales.c.prediction_id.in_(chunk))))
+        stored = _stored(connection, ids)
         unknown = {i: row["prediction_id"] for i, row in enumerate(rows)
                    if row["prediction_id"] not in known}
         if unknown:
@@ -75,13 +72,7 @@ def report_sales(engine, rows: list[dict]) -> dict:
             connection.execute(insert.values(new[i:i + LOOKUP_CHUNK])
                                .on_conflict_do_nothing())
         if new:
-            stored_now = {}
-            for chunk in _chunks([r["prediction_id"] for r in new]):
-                stored_now.update((r.prediction_id, r._asdict()) for r in
-                                  connection.execute(select(
-                                      sales.c.prediction_id, sales.c.sale_price,
-                                      sales.c.sale_date)
-                                      .where(sales.c.prediction_id.in_(chunk))))
+            stored_now = _stored(connection, [r["prediction_id"] for r in new])
             raced = {i: _public(stored_now[row["prediction_id"]])
                      for i, row in enumerate(rows)
                      if _differs(stored_now.get(row["prediction_id"], row), row)}
@@ -89,6 +80,16 @@ def report_sales(engine, rows: list[dict]) -> dict:
                 raise ConflictingSalesError(raced)
     return {"received": len(rows), "recorded": len(new),
             "already_reported": len(ids) - len(new)}
+
+
+def _stored(connection, ids: list[str]) -> dict[str, dict]:
+    """The sales already stored for ``ids``, by prediction id."""
+    found = {}
+    for chunk in _chunks(ids):
+        found.update((r.prediction_id, r._asdict()) for r in connection.execute(
+            select(sales.c.prediction_id, sales.c.sale_price, sales.c.sale_date)
+            .where(sales.c.prediction_id.in_(chunk))))
+    return found
 
 
 def _differs(stored: dict, row: dict) -> bool:
