@@ -66,7 +66,7 @@ LEAN_INFERENCE = True
 DATABASE_URL = ""
 #: Record every answered estimate (and give it a ``prediction_id``).
 PREDICTION_LOG = True
-#: Seconds a worker's writer collects records before one INSERT.
+#: Seconds between a worker's writes (what gathered, in one transaction).
 PREDICTION_LOG_FLUSH_INTERVAL = 1.0
 #: Records a worker queues for its writer; beyond, they spill to the spool.
 PREDICTION_LOG_BUFFER = 10_000

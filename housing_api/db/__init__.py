@@ -5,7 +5,9 @@ reported sales). Imports the client columns of ``inference``, SQLAlchemy and
 Alembic; no Flask. SQLite in the instance folder is the embedded
 default; production sets ``DATABASE_URL`` to PostgreSQL.
 """
+from .bulk import BulkInsert
 from .engine import ProcessEngine, make_engine
 from .tables import metadata, predictions, sales
 
-__all__ = ["ProcessEngine", "make_engine", "metadata", "predictions", "sales"]
+__all__ = ["BulkInsert", "ProcessEngine", "make_engine", "metadata", "predictions",
+           "sales"]

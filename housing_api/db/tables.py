@@ -7,6 +7,8 @@ from ..inference.columns import NUMERIC_COLUMNS
 
 metadata = MetaData()
 
+# The prediction log writes rows as tuples in this column order
+# (monitoring.log.Estimates.rows): change both together.
 predictions = Table(
     "predictions", metadata,
     Column("id", String(32), primary_key=True,

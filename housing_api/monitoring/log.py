@@ -1,11 +1,11 @@
 """The prediction log: every answered estimate, written off the request path.
 
-A request hands its estimates to :meth:`PredictionLog.record` (a queue put,
-no I/O) and returns; a thread in each process writes them in batches, one
-executemany in one transaction each (multi-row INSERTs on PostgreSQL).
-While the database is down or slow, batches go to an append-only spool
-file (``spool``) and are replayed, in order, once it is back; a full queue
-spills there too. :meth:`close` (Gunicorn's
+A request hands its estimates to :meth:`PredictionLog.record` (an append
+to a list, no I/O) and returns; a thread in each process wakes once per
+flush interval and writes what has gathered in one transaction (a binary
+COPY on PostgreSQL; see ``db.bulk``). While the database is down or slow,
+batches go to an append-only spool file (``spool``) and are replayed, in
+order, once it is back; a full buffer spills there too. :meth:`close` (Gunicorn's
 ``worker_exit``: graceful stops and every HUP) writes everything left.
 
 Fork safety: the engine and the thread belong to the process that starts
@@ -16,20 +16,19 @@ thread does not survive fork, and a lock it held would stay held.
 import json
 import logging
 import os
-import queue
 import threading
 import time
-import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy.dialects import postgresql, sqlite
+import numpy as np
 from sqlalchemy.exc import (
     DBAPIError, InterfaceError, OperationalError, SQLAlchemyError,
 )
 
-from ..db import make_engine, predictions
+from ..db import BulkInsert, make_engine, predictions
 from ..inference.columns import NUMERIC_COLUMNS
 from .spool import Spool
 
@@ -45,36 +44,54 @@ class Estimates:
     endpoint: str
     model_version: str
     client: str | None
-    columns: dict
+    #: The homes as validated, one mapping of input name to value each.
+    homes: Sequence[Mapping]
     price: object
     lower: object
     upper: object
     level: float
     created_at: datetime
 
-    def rows(self) -> list[dict]:
-        """One row per home, in the ``predictions`` table's columns."""
-        # Every row has every column (None where the minimal endpoint had
-        # none): one multi-row INSERT needs the same keys in each row.
-        n = len(self.ids)
-        numeric = {name: (self.columns[name].tolist() if name in self.columns
-                          else [None] * n) for name in NUMERIC_COLUMNS}
-        price, lower, upper = (list(map(float, a))
-                               for a in (self.price, self.lower, self.upper))
+    def rows(self) -> list[tuple]:
+        """One tuple per home, in the ``predictions`` table's column order."""
+        # A tuple straight from each home (a dict per row, or a column at a
+        # time, cost several times more: the writer shares the worker's CPU).
+        head = (self.request_id, self.created_at, self.endpoint,
+                self.model_version, self.client)
         return [
-            {"id": pid, "request_id": self.request_id,
-             "created_at": self.created_at, "endpoint": self.endpoint,
-             "model_version": self.model_version, "client": self.client,
-             **{name: values[i] for name, values in numeric.items()},
-             "zipcode": self.columns["zipcode"][i], "price": price[i],
-             "lower": lower[i], "upper": upper[i], "level": self.level}
-            for i, pid in enumerate(self.ids)
+            # None for an input the minimal endpoint does not take.
+            (pid, *head, *map(home.get, NUMERIC_COLUMNS), home["zipcode"],
+             price, lower, upper, self.level)
+            for pid, home, price, lower, upper in zip(
+                self.ids, self.homes, _values(self.price),
+                _values(self.lower), _values(self.upper))
         ]
 
 
+def _values(array) -> list:
+    """Python floats (not numpy scalars), as the driver takes them."""
+    return array.tolist() if isinstance(array, np.ndarray) else list(array)
+
+
 def new_ids(n: int) -> list[str]:
-    """``n`` new prediction ids."""
-    return [uuid.uuid4().hex for _ in range(n)]
+    """``n`` new prediction ids: UUIDv7 (RFC 9562) as 32 hex digits.
+
+    Time-ordered (a millisecond clock, then 74 random bits), so new rows go
+    at the end of the primary key's index rather than all over it.
+    """
+    head = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | 0b10 << 62
+    random = os.urandom(10 * n)
+    ids = []
+    for i in range(0, 10 * n, 10):
+        bits = int.from_bytes(random[i:i + 10], "big")
+        ids.append(f"{head | (bits >> 68) << 64 | bits & _RAND_B:032x}")
+    return ids
+
+
+_RAND_B = (1 << 62) - 1
+#: The ``predictions`` table's columns, in order: what a row tuple holds
+#: (``Estimates.rows`` builds them in this order).
+COLUMNS = [column.name for column in predictions.columns]
 
 
 class PredictionLog:
@@ -97,11 +114,13 @@ class PredictionLog:
         with self._start_lock:
             if self._pid == os.getpid():
                 return
-            self._queue = queue.Queue(maxsize=self.buffer_size)
+            # What requests handed over and the writer has not taken yet:
+            # Estimates, and flush (Event) and stop (None) marks in order.
+            self._pending, self._pending_rows = [], 0
+            self._lock = threading.Lock()
+            self._wake = threading.Event()
             self._engine = make_engine(self.url)
-            self._insert = (postgresql.insert if self._engine.dialect.name
-                            == "postgresql" else sqlite.insert)(
-                predictions).on_conflict_do_nothing()
+            self._insert = BulkInsert(self._engine, predictions)
             self._spool = Spool(self.spool_dir)
             self._down_until = 0.0
             self._closed = False
@@ -111,71 +130,75 @@ class PredictionLog:
             self._thread.start()
 
     def record(self, estimates: Estimates) -> None:
-        """Queue one request's estimates; never waits for the database."""
+        """Hand over one request's estimates; never waits for the database.
+
+        An append under a lock, nothing more: the writer is not woken per
+        request (a thread switch each time cost more than the write).
+        """
         if self._pid != os.getpid():
             self.start()
-        try:
-            self._queue.put_nowait(estimates)
-        except queue.Full:
+        n = len(estimates.ids)
+        with self._lock:
+            # One request's rows always fit an empty buffer.
+            room = (self._pending_rows == 0
+                    or self._pending_rows + n <= self.buffer_size)
+            if room:
+                self._pending.append(estimates)
+                self._pending_rows += n
+                half_full = self._pending_rows > self.buffer_size // 2
+        if not room:
             # The writer is stuck on a slow database: keep the rows on disk.
             self._spool_rows(estimates.rows())
+        elif half_full:
+            self._wake.set()  # a burst: write before the interval is up
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until everything recorded so far is written (or spooled)."""
         if self._pid != os.getpid():
             return True
         done = threading.Event()
-        self._queue.put(done, timeout=timeout)
+        self._hand_over(done)
         return done.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything left, then stop the writer (worker exit)."""
         if self._pid != os.getpid() or self._closed:
             return
-        self.flush(timeout)
         self._closed = True
-        self._queue.put(None)
+        self._hand_over(None)
         self._thread.join(timeout)
         # One last try for what waits in the spool; what still fails stays
         # there, for a live writer to replay.
         self._down_until = 0.0
-        self._write([])
+        with self._lock:  # recorded while the writer stopped
+            late, self._pending = self._pending, []
+        self._write([row for item in late if isinstance(item, Estimates)
+                     for row in item.rows()])
         self._spool.close()
         self._engine.dispose()
 
+    def _hand_over(self, mark) -> None:
+        with self._lock:
+            self._pending.append(mark)
+        self._wake.set()
+
     def _run(self) -> None:
         while True:
-            batch, events, stop = self._next_batch()
-            if batch or events or time.monotonic() >= self._down_until:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            with self._lock:
+                taken, self._pending, self._pending_rows = self._pending, [], 0
+            batch = [item for item in taken if isinstance(item, Estimates)]
+            if taken or time.monotonic() >= self._down_until:
                 # Idle polls replay the spool too, once the database is back.
                 self._write([row for e in batch for row in e.rows()])
-            for event in events:
-                event.set()
-            if stop:
+            for item in taken:
+                if isinstance(item, threading.Event):
+                    item.set()
+            if any(item is None for item in taken):
                 return
 
-    def _next_batch(self):
-        """Block for the first item, then take what else has arrived."""
-        batch, events = [], []
-        try:
-            item = self._queue.get(timeout=self.flush_interval)
-        except queue.Empty:
-            return batch, events, False
-        deadline = time.monotonic() + self.flush_interval
-        while True:
-            if item is None:
-                return batch, events, True
-            if isinstance(item, threading.Event):
-                events.append(item)
-                return batch, events, False  # flush() waits: write now
-            batch.append(item)
-            try:
-                item = self._queue.get(
-                    timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                return batch, events, False
-
-    def _write(self, rows: list[dict]) -> None:
+    def _write(self, rows: list[tuple]) -> None:
         if time.monotonic() < self._down_until:
             self._spool_rows(rows)
             return
@@ -193,22 +216,26 @@ class PredictionLog:
         """Store what the spool holds, this process's own rows first."""
         if self._spool.rows:
             rows = self._spool.take_own()
-            self.written += self._insert_rows(rows)
+            self.written += self._insert_rows(_tuples(rows), fresh=False)
             self._spool.clear_own(len(rows))
             log.info("prediction log: replayed %d spooled records", len(rows))
         for path, rows in self._spool.orphans():
-            self.written += self._insert_rows(rows)
+            self.written += self._insert_rows(_tuples(rows), fresh=False)
             self._spool.remove(path)
             log.info("prediction log: replayed %d records left in %s",
                      len(rows), path.name)
 
-    def _insert_rows(self, rows: list[dict]) -> int:
-        """Store ``rows``; return how many the database took."""
+    def _insert_rows(self, rows: list[tuple], fresh: bool = True) -> int:
+        """Store ``rows``; return how many the database took.
+
+        ``fresh`` rows were never tried before and go in by the fast path;
+        replayed ones may be stored already (a crash between the insert and
+        the spool's truncation) and skip any that are.
+        """
         if not rows:
             return 0
-        rows = [_typed(row) for row in rows]
         try:
-            self._execute(rows)
+            (self._insert.new if fresh else self._insert.once)(rows)
             return len(rows)
         except SQLAlchemyError as exc:
             if isinstance(exc, DBAPIError) and _unreachable(exc):
@@ -219,7 +246,7 @@ class PredictionLog:
             stored = 0
             for row in rows:
                 try:
-                    self._execute([row])
+                    self._insert.once([row])
                     stored += 1
                 except SQLAlchemyError as row_exc:
                     if isinstance(row_exc, DBAPIError) and _unreachable(row_exc):
@@ -227,35 +254,26 @@ class PredictionLog:
                     self._reject(row, row_exc)
             return stored
 
-    def _execute(self, rows: list[dict]) -> None:
-        # One statement, many parameter sets, one transaction: PostgreSQL
-        # gets multi-row INSERTs (SQLAlchemy batches them), SQLite the
-        # driver's executemany. Not .values(rows): compiling a statement per
-        # batch size cost ~1 s of CPU per 1,000 rows, and each stayed cached.
-        with self._engine.begin() as connection:
-            connection.execute(self._insert, rows)
-
-    def _reject(self, row: dict, exc: Exception) -> None:
+    def _reject(self, row: tuple, exc: Exception) -> None:
         # Not .jsonl: the spool would take it for a dead writer's file.
         path = self.spool_dir / f"rejected-{os.getpid()}.ndjson"
         with open(path, "a") as f:
-            f.write(json.dumps(row, default=str) + "\n")
+            f.write(json.dumps(dict(zip(COLUMNS, row)), default=str) + "\n")
         self.rejected += 1
         log.error("prediction log: the database refused record %s (%s); kept "
-                  "in %s", row.get("id"), type(exc).__name__, path)
+                  "in %s", row[0], type(exc).__name__, path)
 
-    def _spool_rows(self, rows: list[dict]) -> None:
+    def _spool_rows(self, rows: list[tuple]) -> None:
         if rows:
-            self._spool.append(rows)
+            self._spool.append([dict(zip(COLUMNS, row)) for row in rows])
             self.spooled += len(rows)
 
 
-def _typed(row: dict) -> dict:
-    """A row read back from the spool has its time as text."""
-    created = row["created_at"]
-    if isinstance(created, str):
-        row = {**row, "created_at": datetime.fromisoformat(created)}
-    return row
+def _tuples(rows: list[dict]) -> list[tuple]:
+    """Rows read back from the spool, as tuples (the time was kept as text)."""
+    return [tuple(datetime.fromisoformat(row[name]) if name == "created_at"
+                  and isinstance(row[name], str) else row.get(name)
+                  for name in COLUMNS) for row in rows]
 
 
 def _unreachable(exc: DBAPIError) -> bool:

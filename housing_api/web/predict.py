@@ -87,7 +87,7 @@ def _estimates(predictor, records) -> list[dict]:
             result.price, result.lower, result.upper, result.warnings
         )
     ]
-    ids = prediction_log.record(predictor, columns, result)
+    ids = prediction_log.record(predictor, records, result)
     if ids is not None:
         for estimate, prediction_id in zip(estimates, ids):
             estimate["prediction_id"] = prediction_id

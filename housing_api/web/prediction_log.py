@@ -16,7 +16,7 @@ def init_app(app) -> None:
     ) if config["PREDICTION_LOG"] else None
 
 
-def record(predictor, columns, result) -> list[str] | None:
+def record(predictor, homes, result) -> list[str] | None:
     """Log this request's estimates; return their prediction ids (None if off)."""
     prediction_log = current_app.extensions["housing_log"]
     if prediction_log is None:
@@ -25,6 +25,6 @@ def record(predictor, columns, result) -> list[str] | None:
     prediction_log.record(Estimates(
         ids=ids, request_id=g.request_id, endpoint=request.endpoint,
         model_version=predictor.version, client=request.remote_addr,
-        columns=columns, price=result.price, lower=result.lower,
+        homes=homes, price=result.price, lower=result.lower,
         upper=result.upper, level=result.level, created_at=utcnow()))
     return ids

@@ -2,6 +2,7 @@
 import json
 import sqlite3
 import time
+import uuid
 from datetime import datetime, timezone
 
 import numpy as np
@@ -9,20 +10,26 @@ import pytest
 from sqlalchemy import select
 
 from housing_api.db import make_engine, migrate, predictions
-from housing_api.monitoring.log import Estimates, PredictionLog, new_ids
+from housing_api.monitoring.log import COLUMNS, Estimates, PredictionLog, new_ids
 from housing_api.monitoring.spool import Spool
 
 
 def estimates(n: int, version: str = "v1") -> Estimates:
     rng = np.random.default_rng(n)
     price = rng.uniform(2e5, 2e6, n)
+    sqft = rng.uniform(500, 5000, n)
     return Estimates(
         ids=new_ids(n), request_id="req", endpoint="predict.Batch",
         model_version=version, client="127.0.0.1",
-        columns={"sqft_living": rng.uniform(500, 5000, n),
-                 "bedrooms": np.full(n, 3.0), "zipcode": ["98118"] * n},
+        homes=[{"sqft_living": float(sqft[i]), "bedrooms": 3,
+                "zipcode": "98118"} for i in range(n)],
         price=price, lower=price * 0.8, upper=price * 1.2, level=0.8,
         created_at=datetime.now(timezone.utc))
+
+
+def as_spooled(batch: Estimates) -> list[dict]:
+    """``batch`` as a writer keeps it in its spool file."""
+    return [dict(zip(COLUMNS, row)) for row in batch.rows()]
 
 
 def stored(url: str) -> dict:
@@ -51,7 +58,8 @@ def test_records_are_stored_with_every_field(database_url, spool_dir):
         assert row.price == batch.price[i]  # unrounded, bit for bit
         assert (row.lower, row.upper) == (batch.lower[i], batch.upper[i])
         assert row.level == 0.8
-        assert row.sqft_living == batch.columns["sqft_living"][i]
+        assert row.sqft_living == batch.homes[i]["sqft_living"]
+        assert row.bedrooms == 3.0  # an integer input, stored as a number
         assert (row.zipcode, row.model_version, row.endpoint, row.client,
                 row.request_id) == ("98118", "v1", "predict.Batch", "127.0.0.1", "req")
         assert row.bathrooms is None  # not sent (minimal inputs)
@@ -111,7 +119,7 @@ def test_a_full_queue_spills_to_the_spool_not_the_request(tmp_path, spool_dir):
 def test_records_left_by_a_dead_worker_are_replayed_by_a_live_one(
         database_url, spool_dir):
     orphan = Spool(spool_dir)
-    left = estimates(4).rows()
+    left = as_spooled(estimates(4))
     orphan.append(left)
     orphan._file.close()  # a dead worker's lock goes with it: here, with the file
     log = PredictionLog(database_url, spool_dir, flush_interval=0.05)
@@ -127,7 +135,7 @@ def test_a_replay_cut_short_is_done_again_without_duplicates(database_url, spool
     log.record(batch)
     assert log.flush()
     orphan = Spool(spool_dir)
-    orphan.append(batch.rows())  # stored already: a crash before the file went
+    orphan.append(as_spooled(batch))  # stored already: a crash before the file went
     orphan._file.close()
     log.record(estimates(1))
     log.close()
@@ -136,7 +144,7 @@ def test_a_replay_cut_short_is_done_again_without_duplicates(database_url, spool
 
 def test_a_live_writers_own_file_is_left_alone(database_url, spool_dir):
     other = Spool(spool_dir)
-    other.append(estimates(2).rows())
+    other.append(as_spooled(estimates(2)))
     log = PredictionLog(database_url, spool_dir, flush_interval=0.05)
     log.record(estimates(1))
     log.close()
@@ -156,7 +164,8 @@ def test_close_writes_what_the_queue_still_holds(database_url, spool_dir):
 def test_full_and_minimal_homes_share_one_insert(database_url, spool_dir):
     log = PredictionLog(database_url, spool_dir, flush_interval=0.5)
     full, minimal = estimates(2), estimates(1)
-    full.columns["lat"] = np.array([47.5, 47.6])  # a column the other lacks
+    for home, lat in zip(full.homes, [47.5, 47.6]):
+        home["lat"] = lat  # an input the other lacks
     log.record(full)
     log.record(minimal)
     log.close()
@@ -168,7 +177,7 @@ def test_a_record_the_database_refuses_is_set_aside_not_retried_forever(
         database_url, spool_dir):
     log = PredictionLog(database_url, spool_dir, flush_interval=0.5)
     good, bad = estimates(3), estimates(1)
-    bad.columns["zipcode"] = [None]  # NOT NULL
+    bad.homes[0]["zipcode"] = None  # NOT NULL
     log.record(good)
     log.record(bad)
     log.close()
@@ -177,3 +186,17 @@ def test_a_record_the_database_refuses_is_set_aside_not_retried_forever(
     rejected = list(spool_dir.glob("rejected-*.ndjson"))
     assert [json.loads(line)["id"] for line in rejected[0].read_text().splitlines()] \
         == bad.ids
+
+
+def test_prediction_ids_are_unique_time_ordered_uuid7():
+    first = new_ids(1000)
+    time.sleep(0.002)
+    second = new_ids(3)
+    parsed = [uuid.UUID(hex=pid) for pid in first + second]
+    assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
+    assert len(set(first + second)) == 1003
+    assert all(len(pid) == 32 and pid == pid.lower() for pid in first)
+    # Later ids sort after earlier ones: new rows go at the end of the index.
+    assert max(first) < min(second)
+    millis = int(first[0][:12], 16)
+    assert abs(millis / 1000 - time.time()) < 5

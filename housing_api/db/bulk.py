@@ -1,0 +1,107 @@
+"""Many rows into one table at the driver's speed: the prediction log's writes.
+
+SQLAlchemy's executemany turns each row into a dict of bound parameters and
+runs every value through its type in Python: about 37 ms for 1,000 log rows,
+a third of what answering a 1,000-home batch costs. Here rows are tuples in
+the table's column order and go to the driver as they are. New rows go to
+PostgreSQL by binary COPY (no value is formatted as text), to SQLite by the
+sqlite3 module's executemany of one INSERT; rows that may be stored already (a replayed
+spool) by ``INSERT ... ON CONFLICT DO NOTHING``. The one conversion left,
+times as SQLite's text, is done once per distinct value.
+
+Errors come out as SQLAlchemy's (``OperationalError`` when the database is
+away, ``IntegrityError`` when it refuses a row), as from any other statement.
+"""
+from collections.abc import Sequence
+
+from sqlalchemy import Date, DateTime, Table
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+
+class BulkInsert:
+    """Insert tuples, in ``table``'s column order, into ``table`` on ``engine``."""
+
+    def __init__(self, engine: Engine, table: Table):
+        self.engine = engine
+        self.table = table
+        self.columns = [column.name for column in table.columns]
+        dialect = engine.dialect
+        names = ", ".join(dialect.identifier_preparer.quote(name)
+                          for name in self.columns)
+        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"]
+                          * len(self.columns))
+        self._insert = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+        self._insert_once = f"{self._insert} ON CONFLICT DO NOTHING"
+        self._copy = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
+        self._copy_types = None  # the columns' type oids, asked once
+        # Python values the driver cannot store as they are (SQLite has no
+        # date type): index -> SQLAlchemy's own conversion for the column.
+        self._convert = {
+            i: processor for i, column in enumerate(table.columns)
+            if isinstance(column.type, (Date, DateTime))
+            and (processor := column.type.dialect_impl(dialect)
+                 .bind_processor(dialect)) is not None
+        }
+
+    def new(self, rows: Sequence[tuple]) -> None:
+        """Store rows whose keys are new, in one transaction.
+
+        A duplicate key fails the whole call (``IntegrityError``); use
+        :meth:`once` for rows that may be stored already.
+        """
+        if not rows:
+            return
+        with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":
+                self._copy_rows(connection, rows)
+            else:
+                connection.exec_driver_sql(self._insert, self._driver_rows(rows))
+
+    def once(self, rows: Sequence[tuple]) -> None:
+        """Store rows, skipping any whose key is stored already."""
+        if not rows:
+            return
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql(self._insert_once,
+                                       self._driver_rows(rows))
+
+    def _driver_rows(self, rows: Sequence[tuple]) -> Sequence[tuple]:
+        if not self._convert:
+            return rows
+        columns = list(zip(*rows))
+        for i, convert in self._convert.items():
+            done = {}
+            columns[i] = [done[v] if v in done else done.setdefault(v, convert(v))
+                          for v in columns[i]]
+        return list(zip(*columns))
+
+    def _copy_rows(self, connection: Connection, rows: Sequence[tuple]) -> None:
+        # psycopg's COPY, under SQLAlchemy's transaction. Its errors are the
+        # driver's own: wrap them as SQLAlchemy wraps a statement's.
+        dbapi_connection = connection.connection.driver_connection
+        cursor = dbapi_connection.cursor()
+        try:
+            if self._copy_types is None:
+                self._copy_types = self._column_types(cursor)
+            with cursor.copy(self._copy) as copy:
+                copy.set_types(self._copy_types)
+                for row in rows:
+                    copy.write_row(row)
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            if self.engine.dialect.is_disconnect(exc, dbapi_connection, cursor):
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                self._copy, None, exc, self.engine.dialect.loaded_dbapi.Error,
+                connection_invalidated=connection.invalidated) from exc
+        finally:
+            cursor.close()
+
+    def _column_types(self, cursor) -> list[int]:
+        """The oid of each column's type, as the server has the table."""
+        cursor.execute(
+            "SELECT attname, atttypid::int FROM pg_attribute "
+            "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (self.table.name,))
+        oids = dict(cursor.fetchall())
+        return [oids[name] for name in self.columns]
