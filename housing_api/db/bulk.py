@@ -27,13 +27,16 @@ class BulkInsert:
         self.table = table
         self.columns = [column.name for column in table.columns]
         dialect = engine.dialect
-        names = ", ".join(dialect.identifier_preparer.quote(name)
-                          for name in self.columns)
+        # Only the table's own names, quoted by the dialect, go into the
+        # SQL; every value is a bound parameter (or COPY data).
+        quote = dialect.identifier_preparer
+        into = (f"{quote.format_table(table)} ("
+                + ", ".join(quote.quote(name) for name in self.columns) + ")")
         marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"]
                           * len(self.columns))
-        self._insert = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+        self._insert = f"INSERT INTO {into} VALUES ({marks})"  # nosec B608 - names
         self._insert_once = f"{self._insert} ON CONFLICT DO NOTHING"
-        self._copy = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
+        self._copy = f"COPY {into} FROM STDIN (FORMAT BINARY)"
         self._copy_types = None  # the columns' type oids, asked once
         # Python values the driver cannot store as they are (SQLite has no
         # date type): index -> SQLAlchemy's own conversion for the column.

@@ -149,8 +149,7 @@ def _lexicographic_kneighbors(lean, X):
     out = []
     for x in lean._scale_rows(X):
         mid = np.empty((1, lean._n))
-        blas.dgemm(-2.0, lean._YT, x[None].T, beta=0.0, c=mid.T, trans_a=1,
-                   overwrite_c=1)
+        lean._middle(x[None], mid)
         d = np.maximum((blas.ddot(x, x) + mid[0]) + lean._Yn, 0.0)
         out.append(np.lexsort((np.arange(d.size), d))[:lean._k])
     return np.array(out)

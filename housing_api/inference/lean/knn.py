@@ -5,14 +5,17 @@ returns for ``make_pipeline(RobustScaler(), KNeighborsRegressor(...))``.
 
 Brute-force fits (what ``algorithm='auto'`` picks for > 15 features), small
 batches: re-implemented on the very BLAS calls scikit-learn makes
-(``scipy.linalg.blas.dgemm`` with sklearn's operand layout, X chunking and one
-BLAS thread, plus sklearn's own ``ddot`` row norms), so every surrogate
-distance is bit-identical.  The k nearest are selected with numpy; rows where
-equal distances make the choice, or an order that matters, depend on sklearn's
-heap mechanics are replayed exactly (max-heap push, the per-thread split of
-``parallel_on_Y`` and the final insertion/intro sort).  Large batches call
-sklearn's ``ArgKmin`` directly (the same call ``kneighbors`` makes, minus the
-validation), since its C heap loop beats any numpy selection there.
+(``scipy.linalg.blas.dgemm`` with sklearn's operand layout, its X and Y
+chunks and one BLAS thread, plus sklearn's own ``ddot`` row norms), so every
+surrogate distance is bit-identical.  The chunks matter: OpenBLAS picks its
+kernel by the matrix shape (AVX-512 builds take a "small matrix" kernel for
+some shapes), and two kernels round differently.  The k nearest are selected
+with numpy; rows where equal distances make the choice, or an order that
+matters, depend on sklearn's heap mechanics are replayed exactly (max-heap
+push, the per-thread split of ``parallel_on_Y`` and the final insertion/intro
+sort).  Batches of 64 rows and more call sklearn's ``ArgKmin`` directly (the
+same call ``kneighbors`` makes, minus the validation): its C heap loop is as
+fast there, and faster beyond.
 
 KD-tree / ball-tree fits call the fitted tree's ``query`` directly, which is
 what sklearn does after its input validation.
@@ -50,13 +53,13 @@ class LeanKNN:
 
     X must be a float array with columns in ``feature_names_in_`` order; a
     1-D array is one row.  Batches of ``argkmin_from`` rows or more go to
-    sklearn's ``ArgKmin``; smaller ones to the numpy path, which processes
-    ``sub_chunk`` rows at a time with two ``sub_chunk x n_train`` float64
-    buffers (grown on demand, 2 x 130 kB for single rows here).
+    sklearn's ``ArgKmin``; smaller ones to the numpy path, which holds two
+    ``rows x n_train`` float64 buffers (grown on demand: 2 x 130 kB for a
+    single row here, 2 x 8 MB for 63 rows).
     Not thread-safe: use one instance per thread.
     """
 
-    def __init__(self, pipeline, *, argkmin_from=256, sub_chunk=64):
+    def __init__(self, pipeline, *, argkmin_from=64):
         scaler, knn = self._check_pipeline(pipeline)
         self.feature_names_in_ = getattr(pipeline, "feature_names_in_", None)
         self.n_features_in_ = int(knn.n_features_in_)
@@ -68,7 +71,7 @@ class LeanKNN:
         self._method = knn._fit_method
         self.n_replayed = 0  # rows that needed the exact heap replay
         if self._method == "brute":
-            self._init_brute(knn, argkmin_from, sub_chunk)
+            self._init_brute(knn, argkmin_from)
         else:
             self._tree = knn._tree
 
@@ -91,7 +94,7 @@ class LeanKNN:
             raise UnsupportedModel("n_neighbors > n_samples_fit")
         return scaler, knn
 
-    def _init_brute(self, knn, argkmin_from, sub_chunk):
+    def _init_brute(self, knn, argkmin_from):
         Y = knn._fit_X
         if not (isinstance(Y, np.ndarray) and Y.dtype == np.float64
                 and Y.flags.c_contiguous):
@@ -107,12 +110,10 @@ class LeanKNN:
         cfg = get_config()
         if cfg.get("pairwise_dist_parallel_strategy", "auto") != "auto":
             raise UnsupportedModel("only pairwise_dist_parallel_strategy='auto'")
-        self._cs = int(cfg.get("pairwise_dist_chunk_size", 256))
-        if sub_chunk < 16 or self._cs % sub_chunk:
-            raise ValueError("sub_chunk must be >= 16 and divide the chunk size")
-        self._sub = sub_chunk
+        # sklearn's chunk size, at least 20 rows (BaseDistancesReductionDispatcher).
+        self._cs = max(int(cfg.get("pairwise_dist_chunk_size", 256)), 20)
         self._argkmin_from = argkmin_from
-        self._Y, self._YT = Y, Y.T
+        self._Y = Y
         n = self._n = Y.shape[0]
         self._Yn = np.asarray(_sqeuclidean_row_norms64(Y, 1))
         self._yn_max = float(self._Yn.max())
@@ -237,17 +238,11 @@ class LeanKNN:
             return (dist if need_dist else None), ind
         x_chunk = min(n_x, cs)
         with self._blas1:
+            # sklearn's X chunks, whole: a GEMM with fewer columns may take
+            # another kernel.
             for xs in range(0, n_x, x_chunk):
                 xe = min(xs + x_chunk, n_x)
-                # Split sklearn's X chunk further, but never leave a lone
-                # trailing row: a 1-column GEMM rounds differently.
-                s = xs
-                while s < xe:
-                    e = min(s + self._sub, xe)
-                    if xe - e == 1:
-                        e = xe
-                    self._chunk(Xs[s:e], n_x, exact_order, dist[s:e], ind[s:e])
-                    s = e
+                self._chunk(Xs[xs:xe], n_x, exact_order, dist[xs:xe], ind[xs:xe])
         if need_dist and self._metric == "euclidean":
             np.sqrt(dist, out=dist)
         return (dist if need_dist else None), ind
@@ -258,9 +253,7 @@ class LeanKNN:
             self._buf = np.empty(m * n + _GROUP)
             self._scratch = np.empty(m * n)
         mid = self._buf[:m * n].reshape(m, n)
-        # Same BLAS call as sklearn's _gemm(RowMajor, NoTrans, Trans, ...).
-        _blas.dgemm(-2.0, self._YT, Xc.T, beta=0.0, c=mid.T, trans_a=1,
-                    overwrite_c=1)
+        self._middle(Xc, mid)
         if m == 1:
             # Same ddot sklearn's _sqeuclidean_row_norms64 runs, less overhead.
             qn = np.array([_blas.ddot(Xc[0], Xc[0])])
@@ -317,6 +310,20 @@ class LeanKNN:
             top_v[i], top_i[i] = self._replay(d, n_x)
         dist_out[:] = top_v
         ind_out[:] = top_i
+
+    def _middle(self, Xc, mid):
+        """``mid = -2 Xc Y^T``, one GEMM per Y chunk as sklearn calls it."""
+        # Same BLAS call as sklearn's _gemm(RowMajor, NoTrans, Trans, ...) on
+        # each (X chunk, Y chunk) pair: same shapes, hence the same kernel.
+        cs, Y = self._cs, self._Y
+        if Xc.shape[0] == 1:
+            for s in range(0, self._n, cs):  # a 1-row C is contiguous
+                _blas.dgemm(-2.0, Y[s:s + cs].T, Xc.T, beta=0.0,
+                            c=mid[:, s:s + cs].T, trans_a=1, overwrite_c=1)
+            return
+        for s in range(0, self._n, cs):
+            mid[:, s:s + cs] = _blas.dgemm(-2.0, Y[s:s + cs].T, Xc.T,
+                                           trans_a=1).T
 
     def _one_grouped(self, Xc, exact_order, dist_out, ind_out):
         """One row through the tail groups; False when sklearn's heap decides.
