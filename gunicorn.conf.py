@@ -103,7 +103,7 @@ def post_fork(server, worker):
     gc.enable()
     # The admin API signals this master to roll every worker (never pkill).
     _state(server).master_pid = server.pid
-    # The prediction log's engine and writer thread, in this worker: a pool
+    # The prediction log's pool and writer thread, in this worker: a pool
     # or a thread made in the master would not survive the fork intact.
     extensions = server.app.wsgi().extensions
     if extensions.get("housing_log") is not None:

@@ -8,10 +8,11 @@ batches go to an append-only spool file (``spool``) and are replayed, in
 order, once it is back; a full buffer spills there too. :meth:`close` (Gunicorn's
 ``worker_exit``: graceful stops and every HUP) writes everything left.
 
-Fork safety: the engine and the thread belong to the process that starts
-them. Gunicorn starts one per worker in ``post_fork``; anywhere else (the
-dev server, tests) the first record starts it. Never in the master: a
-thread does not survive fork, and a lock it held would stay held.
+Fork safety: the pool and the thread belong to the process that starts
+them. Gunicorn starts one per worker in ``post_fork`` (the engine, made in
+the master, gets a fresh pool there: ``db.ProcessEngine``); anywhere else
+(the dev server, tests) the first record starts it. Never a thread in the
+master: a thread does not survive fork, and a lock it held would stay held.
 """
 import json
 import logging
@@ -28,7 +29,7 @@ from sqlalchemy.exc import (
     DBAPIError, InterfaceError, OperationalError, SQLAlchemyError,
 )
 
-from ..db import BulkInsert, make_engine, predictions
+from ..db import BulkInsert, ProcessEngine, predictions
 from ..inference.columns import NUMERIC_COLUMNS
 from .spool import Spool
 
@@ -98,8 +99,13 @@ class PredictionLog:
     """A per-process writer of :class:`Estimates` into ``predictions``."""
 
     def __init__(self, url: str, spool_dir: Path, *, flush_interval: float = 1.0,
-                 buffer_size: int = 10_000, retry_interval: float = 2.0):
+                 buffer_size: int = 10_000, retry_interval: float = 2.0,
+                 engine: ProcessEngine | None = None):
         self.url = url
+        # Made here (Gunicorn's master), its pool replaced in each worker;
+        # shared with the app's queries when the app passes its own.
+        self._own_engine = engine is None
+        self._engines = ProcessEngine(url) if engine is None else engine
         self.spool_dir = Path(spool_dir)
         self.flush_interval = float(flush_interval)
         self.buffer_size = int(buffer_size)
@@ -115,12 +121,11 @@ class PredictionLog:
             if self._pid == os.getpid():
                 return
             # What requests handed over and the writer has not taken yet:
-            # Estimates, and flush (Event) and stop (None) marks in order.
+            # lists of rows, and flush (Event) and stop (None) marks, in order.
             self._pending, self._pending_rows = [], 0
             self._lock = threading.Lock()
             self._wake = threading.Event()
-            self._engine = make_engine(self.url)
-            self._insert = BulkInsert(self._engine, predictions)
+            self._insert = BulkInsert(self._engines.get(), predictions)
             self._spool = Spool(self.spool_dir)
             self._down_until = 0.0
             self._closed = False
@@ -137,18 +142,20 @@ class PredictionLog:
         """
         if self._pid != os.getpid():
             self.start()
-        n = len(estimates.ids)
+        # Rows now, in the request: they hold less than the homes and
+        # arrays they come from, which would wait here a flush interval.
+        rows = estimates.rows()
         with self._lock:
             # One request's rows always fit an empty buffer.
             room = (self._pending_rows == 0
-                    or self._pending_rows + n <= self.buffer_size)
+                    or self._pending_rows + len(rows) <= self.buffer_size)
             if room:
-                self._pending.append(estimates)
-                self._pending_rows += n
+                self._pending.append(rows)
+                self._pending_rows += len(rows)
                 half_full = self._pending_rows > self.buffer_size // 2
         if not room:
             # The writer is stuck on a slow database: keep the rows on disk.
-            self._spool_rows(estimates.rows())
+            self._spool_rows(rows)
         elif half_full:
             self._wake.set()  # a burst: write before the interval is up
 
@@ -172,10 +179,11 @@ class PredictionLog:
         self._down_until = 0.0
         with self._lock:  # recorded while the writer stopped
             late, self._pending = self._pending, []
-        self._write([row for item in late if isinstance(item, Estimates)
-                     for row in item.rows()])
+        self._write([row for item in late if isinstance(item, list)
+                     for row in item])
         self._spool.close()
-        self._engine.dispose()
+        if self._own_engine:
+            self._engines.dispose()
 
     def _hand_over(self, mark) -> None:
         with self._lock:
@@ -188,10 +196,10 @@ class PredictionLog:
             self._wake.clear()
             with self._lock:
                 taken, self._pending, self._pending_rows = self._pending, [], 0
-            batch = [item for item in taken if isinstance(item, Estimates)]
             if taken or time.monotonic() >= self._down_until:
                 # Idle polls replay the spool too, once the database is back.
-                self._write([row for e in batch for row in e.rows()])
+                self._write([row for item in taken if isinstance(item, list)
+                             for row in item])
             for item in taken:
                 if isinstance(item, threading.Event):
                     item.set()

@@ -8,11 +8,11 @@ from ..monitoring.log import Estimates, PredictionLog, new_ids, utcnow
 def init_app(app) -> None:
     """Put the database and the :class:`PredictionLog` (or None) on the app."""
     config = app.config
-    app.extensions["housing_db"] = ProcessEngine(config["DATABASE_URL"])
+    database = app.extensions["housing_db"] = ProcessEngine(config["DATABASE_URL"])
     app.extensions["housing_log"] = PredictionLog(
         config["DATABASE_URL"], config["PREDICTION_LOG_SPOOL_DIR"],
         flush_interval=config["PREDICTION_LOG_FLUSH_INTERVAL"],
-        buffer_size=config["PREDICTION_LOG_BUFFER"],
+        buffer_size=config["PREDICTION_LOG_BUFFER"], engine=database,
     ) if config["PREDICTION_LOG"] else None
 
 
