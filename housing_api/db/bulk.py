@@ -4,19 +4,30 @@ SQLAlchemy's executemany turns each row into a dict of bound parameters and
 runs every value through its type in Python: about 37 ms for 1,000 log rows,
 a third of what answering a 1,000-home batch costs. Here rows are tuples in
 the table's column order and go to the driver as they are. New rows go to
-PostgreSQL by binary COPY (no value is formatted as text), to SQLite by the
-sqlite3 module's executemany of one INSERT; rows that may be stored already (a replayed
-spool) by ``INSERT ... ON CONFLICT DO NOTHING``. The one conversion left,
-times as SQLite's text, is done once per distinct value.
+PostgreSQL by binary COPY (no value is formatted as text), to SQLite as
+multi-row INSERTs of up to 500 rows; rows that may be stored already (a
+replayed spool) by ``INSERT ... ON CONFLICT DO NOTHING``, 500 rows a time.
+
+Not executemany: the sqlite3 module lets go of the GIL around each row's
+step, and a thread that wants it back waits for the request thread's switch
+interval (5 ms): 1,000 rows took 5 s beside a busy request thread, and
+interrupted it 1,000 times. One statement per 500 rows lets go once.
+The one conversion left, times as SQLite's text, is done once per distinct
+value.
 
 Errors come out as SQLAlchemy's (``OperationalError`` when the database is
 away, ``IntegrityError`` when it refuses a row), as from any other statement.
 """
 from collections.abc import Sequence
+from itertools import chain
 
 from sqlalchemy import Date, DateTime, Table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+
+#: Rows per INSERT statement: 500 x 29 columns stay within SQLite's bound
+#: parameters (32,766 since 3.32) and PostgreSQL's (65,535).
+ROWS_PER_STATEMENT = 500
 
 
 class BulkInsert:
@@ -32,10 +43,10 @@ class BulkInsert:
         quote = dialect.identifier_preparer
         into = (f"{quote.format_table(table)} ("
                 + ", ".join(quote.quote(name) for name in self.columns) + ")")
-        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"]
-                          * len(self.columns))
-        self._insert = f"INSERT INTO {into} VALUES ({marks})"  # nosec B608 - names
-        self._insert_once = f"{self._insert} ON CONFLICT DO NOTHING"
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self._into = into
+        self._row_marks = "(" + ", ".join([mark] * len(self.columns)) + ")"
+        self._statements = {}  # (ROWS_PER_STATEMENT, once) -> SQL
         self._copy = f"COPY {into} FROM STDIN (FORMAT BINARY)"
         self._copy_types = None  # the columns' type oids, asked once
         # Python values the driver cannot store as they are (SQLite has no
@@ -59,15 +70,35 @@ class BulkInsert:
             if self.engine.dialect.name == "postgresql":
                 self._copy_rows(connection, rows)
             else:
-                connection.exec_driver_sql(self._insert, self._driver_rows(rows))
+                self._insert(connection, rows, once=False)
 
     def once(self, rows: Sequence[tuple]) -> None:
         """Store rows, skipping any whose key is stored already."""
         if not rows:
             return
         with self.engine.begin() as connection:
-            connection.exec_driver_sql(self._insert_once,
-                                       self._driver_rows(rows))
+            self._insert(connection, rows, once=True)
+
+    def _insert(self, connection: Connection, rows: Sequence[tuple], *,
+                once: bool) -> None:
+        rows = self._driver_rows(rows)
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start:start + ROWS_PER_STATEMENT]
+            # One flat tuple: a list of tuples would make it an executemany.
+            connection.exec_driver_sql(self._statement(len(chunk), once),
+                                       tuple(chain.from_iterable(chunk)))
+
+    def _statement(self, n_rows: int, once: bool) -> str:
+        """``INSERT`` of ``n_rows`` rows (the full-size ones made once)."""
+        key = (n_rows, once)
+        if key in self._statements:
+            return self._statements[key]
+        values = ", ".join([self._row_marks] * n_rows)
+        sql = (f"INSERT INTO {self._into} VALUES {values}"  # nosec B608 - names
+               + (" ON CONFLICT DO NOTHING" if once else ""))
+        if n_rows == ROWS_PER_STATEMENT:
+            self._statements[key] = sql
+        return sql
 
     def _driver_rows(self, rows: Sequence[tuple]) -> Sequence[tuple]:
         if not self._convert:

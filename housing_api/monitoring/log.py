@@ -116,7 +116,7 @@ class PredictionLog:
         self.written = self.spooled = self.rejected = 0
 
     def start(self) -> None:
-        """Create this process's engine, spool file and writer thread."""
+        """Give this process its pool, spool file and writer thread."""
         with self._start_lock:
             if self._pid == os.getpid():
                 return

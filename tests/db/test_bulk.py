@@ -6,6 +6,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from housing_api.db import BulkInsert, make_engine, predictions
+from housing_api.db.bulk import ROWS_PER_STATEMENT
 from housing_api.inference.columns import NUMERIC_COLUMNS
 
 CREATED = datetime(2026, 11, 30, 17, 4, 5, 120034, tzinfo=timezone.utc)
@@ -76,3 +77,16 @@ def test_a_refused_value_is_sqlalchemys_integrity_error(engine):
     with pytest.raises(IntegrityError):
         BulkInsert(engine, predictions).new([as_tuple(bad)])
     assert stored(engine) == {}
+
+
+def test_more_rows_than_one_statement_takes_are_all_stored(engine):
+    bulk = BulkInsert(engine, predictions)
+    n = 2 * ROWS_PER_STATEMENT + 7
+    bulk.new([as_tuple(row(f"{i:032x}", price=float(i + 1))) for i in range(n)])
+    # A replay overlapping the stored rows, longer than one statement too.
+    bulk.once([as_tuple(row(f"{i:032x}", price=-1.0)) for i in range(5, n + 600)])
+    rows = stored(engine)
+    assert len(rows) == n + 600 - 5 + 5
+    assert [rows[f"{i:032x}"]["price"] for i in (0, 499, 500, n - 1)] \
+        == [1.0, 500.0, 501.0, float(n)]
+    assert rows[f"{n + 599:032x}"]["price"] == -1.0
