@@ -5,13 +5,16 @@ runs every value through its type in Python: about 37 ms for 1,000 log rows,
 a third of what answering a 1,000-home batch costs. Here rows are tuples in
 the table's column order and go to the driver as they are. New rows go to
 PostgreSQL by binary COPY (no value is formatted as text), to SQLite as
-multi-row INSERTs of up to 500 rows; rows that may be stored already (a
-replayed spool) by ``INSERT ... ON CONFLICT DO NOTHING``, 500 rows a time.
+multi-row INSERTs of up to 256 rows; rows that may be stored already (a
+replayed spool) by ``INSERT ... ON CONFLICT DO NOTHING``, the same way.
 
 Not executemany: the sqlite3 module lets go of the GIL around each row's
 step, and a thread that wants it back waits for the request thread's switch
 interval (5 ms): 1,000 rows took 5 s beside a busy request thread, and
-interrupted it 1,000 times. One statement per 500 rows lets go once.
+interrupted it 1,000 times. One statement per 256 rows lets go once.
+Statements come in powers of two (1,000 rows: 256 x 3, 128, 64, 32, 8): the
+driver keeps each prepared statement it ran, and one per batch size grew a
+worker by 10 MB.
 The one conversion left, times as SQLite's text, is done once per distinct
 value.
 
@@ -25,9 +28,9 @@ from sqlalchemy import Date, DateTime, Table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-#: Rows per INSERT statement: 500 x 29 columns stay within SQLite's bound
-#: parameters (32,766 since 3.32) and PostgreSQL's (65,535).
-ROWS_PER_STATEMENT = 500
+#: Most rows per INSERT statement: 256 x 29 columns stay within SQLite's
+#: bound parameters (32,766 since 3.32) and PostgreSQL's (65,535).
+ROWS_PER_STATEMENT = 256
 
 
 class BulkInsert:
@@ -46,7 +49,7 @@ class BulkInsert:
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self._into = into
         self._row_marks = "(" + ", ".join([mark] * len(self.columns)) + ")"
-        self._statements = {}  # (ROWS_PER_STATEMENT, once) -> SQL
+        self._statements = {}  # (rows, once) -> SQL, at most 2 x 9
         self._copy = f"COPY {into} FROM STDIN (FORMAT BINARY)"
         self._copy_types = None  # the columns' type oids, asked once
         # Python values the driver cannot store as they are (SQLite has no
@@ -82,23 +85,25 @@ class BulkInsert:
     def _insert(self, connection: Connection, rows: Sequence[tuple], *,
                 once: bool) -> None:
         rows = self._driver_rows(rows)
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            chunk = rows[start:start + ROWS_PER_STATEMENT]
+        start = 0
+        while start < len(rows):
+            size = min(ROWS_PER_STATEMENT,
+                       1 << ((len(rows) - start).bit_length() - 1))
+            chunk = rows[start:start + size]
             # One flat tuple: a list of tuples would make it an executemany.
-            connection.exec_driver_sql(self._statement(len(chunk), once),
+            connection.exec_driver_sql(self._statement(size, once),
                                        tuple(chain.from_iterable(chunk)))
+            start += size
 
     def _statement(self, n_rows: int, once: bool) -> str:
-        """``INSERT`` of ``n_rows`` rows (the full-size ones made once)."""
+        """``INSERT`` of ``n_rows`` rows (a power of two), made once."""
         key = (n_rows, once)
-        if key in self._statements:
-            return self._statements[key]
-        values = ", ".join([self._row_marks] * n_rows)
-        sql = (f"INSERT INTO {self._into} VALUES {values}"  # nosec B608 - names
-               + (" ON CONFLICT DO NOTHING" if once else ""))
-        if n_rows == ROWS_PER_STATEMENT:
-            self._statements[key] = sql
-        return sql
+        if key not in self._statements:
+            values = ", ".join([self._row_marks] * n_rows)
+            self._statements[key] = (
+                f"INSERT INTO {self._into} VALUES {values}"  # nosec B608 - names
+                + (" ON CONFLICT DO NOTHING" if once else ""))
+        return self._statements[key]
 
     def _driver_rows(self, rows: Sequence[tuple]) -> Sequence[tuple]:
         if not self._convert:
