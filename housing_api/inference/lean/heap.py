@@ -1,5 +1,9 @@
 """scikit-learn's fixed-size max-heap of nearest neighbours, ported to Python."""
 import numpy as np
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+from sklearn.utils._sorting import _py_simultaneous_sort
+
+_DBL_MAX = float(np.finfo(np.float64).max)
 
 
 def heap_push(vals, idxs, size, val, val_idx):
@@ -47,3 +51,38 @@ def scan_heap(d, lo, hi, vals, idxs, k):
                 heap_push(vals, idxs, k, v, j + h)
         j = e
         step = min(step * 2, 8192)
+
+
+def replay_selection(d, k, chunk_size, n_x):
+    """Reproduce sklearn's heap-based selection and ordering for one row.
+
+    ``d``: the row's exact distances to all training rows; ``chunk_size``:
+    sklearn's Y chunk; ``n_x``: rows in the whole query (it picks the
+    parallel strategy, hence the heaps' split).
+    """
+    n, cs = d.size, chunk_size
+    n_threads = _openmp_effective_n_threads()
+    y_chunk = min(n, cs)
+    y_n_chunks = -(-n // y_chunk)
+    on_y = not (n < n_x or 4 * cs * n_threads < n_x)
+    t = min(y_n_chunks, n_threads) if on_y else 1
+    if not on_y:
+        # parallel_on_X: each row's heap scans all of Y in order.
+        vals, idxs = [_DBL_MAX] * k, [0] * k
+        scan_heap(d, 0, n, vals, idxs, k)
+    else:
+        # Thread heaps over OpenMP schedule(static) blocks of Y chunks,
+        # then pushed in thread order into the main heap.
+        q, rem = divmod(y_n_chunks, t)
+        vals, idxs = [_DBL_MAX] * k, [0] * k
+        for tid in range(t):
+            c0 = q * tid + min(tid, rem)
+            c1 = c0 + q + (tid < rem)
+            hv, hi = [_DBL_MAX] * k, [-1] * k
+            scan_heap(d, c0 * y_chunk, min(c1 * y_chunk, n), hv, hi, k)
+            for v, i in zip(hv, hi):
+                heap_push(vals, idxs, k, v, i)
+    va = np.array(vals, dtype=np.float64)
+    ia = np.array(idxs, dtype=np.intp)
+    _py_simultaneous_sort(va, ia, k, use_three_way_partition=False)
+    return va, ia

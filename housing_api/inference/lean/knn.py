@@ -31,14 +31,11 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.neighbors._base import _get_weights
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import RobustScaler
-from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
-from sklearn.utils._sorting import _py_simultaneous_sort
 
 from .blas import OneBlasThread
-from .heap import heap_push, scan_heap
+from .heap import replay_selection
 from .knn_groups import TailGroups
 
-_DBL_MAX = float(np.finfo(np.float64).max)
 _GROUP = 64  # columns per group for the block-min prefilter
 _AR = np.arange(_GROUP)
 _TILE = 16  # rows: a multiple of every x86-64 and ARM DGEMM kernel's tile
@@ -389,30 +386,4 @@ class LeanKNN:
         return (yv[:, 1:] == yv[:, :-1]).all(axis=2)
 
     def _replay(self, d, n_x):
-        """Reproduce sklearn's heap-based selection and ordering for one row."""
-        n, k, cs = self._n, self._k, self._cs
-        n_threads = _openmp_effective_n_threads()
-        y_chunk = min(n, cs)
-        y_n_chunks = -(-n // y_chunk)
-        on_y = not (n < n_x or 4 * cs * n_threads < n_x)
-        t = min(y_n_chunks, n_threads) if on_y else 1
-        if not on_y:
-            # parallel_on_X: each row's heap scans all of Y in order.
-            vals, idxs = [_DBL_MAX] * k, [0] * k
-            scan_heap(d, 0, n, vals, idxs, k)
-        else:
-            # Thread heaps over OpenMP schedule(static) blocks of Y chunks,
-            # then pushed in thread order into the main heap.
-            q, rem = divmod(y_n_chunks, t)
-            vals, idxs = [_DBL_MAX] * k, [0] * k
-            for tid in range(t):
-                c0 = q * tid + min(tid, rem)
-                c1 = c0 + q + (tid < rem)
-                hv, hi = [_DBL_MAX] * k, [-1] * k
-                scan_heap(d, c0 * y_chunk, min(c1 * y_chunk, n), hv, hi, k)
-                for v, i in zip(hv, hi):
-                    heap_push(vals, idxs, k, v, i)
-        va = np.array(vals, dtype=np.float64)
-        ia = np.array(idxs, dtype=np.intp)
-        _py_simultaneous_sort(va, ia, k, use_three_way_partition=False)
-        return va, ia
+        return replay_selection(d, self._k, self._cs, n_x)
