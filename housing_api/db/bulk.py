@@ -84,15 +84,17 @@ class BulkInsert:
 
     def _insert(self, connection: Connection, rows: Sequence[tuple], *,
                 once: bool) -> None:
-        rows = self._driver_rows(rows)
-        start = 0
+        # All values in one flat list, as the statements bind them: each
+        # chunk is then one slice of it.
+        values = self._driver_values(rows)
+        width, start = len(self.columns), 0
         while start < len(rows):
             size = min(ROWS_PER_STATEMENT,
                        1 << ((len(rows) - start).bit_length() - 1))
-            chunk = rows[start:start + size]
-            # One flat tuple: a list of tuples would make it an executemany.
-            connection.exec_driver_sql(self._statement(size, once),
-                                       tuple(chain.from_iterable(chunk)))
+            # A tuple: a list would make it an executemany.
+            connection.exec_driver_sql(
+                self._statement(size, once),
+                tuple(values[start * width:(start + size) * width]))
             start += size
 
     def _statement(self, n_rows: int, once: bool) -> str:
@@ -105,15 +107,17 @@ class BulkInsert:
                 + (" ON CONFLICT DO NOTHING" if once else ""))
         return self._statements[key]
 
-    def _driver_rows(self, rows: Sequence[tuple]) -> Sequence[tuple]:
-        if not self._convert:
-            return rows
-        columns = list(zip(*rows))
+    def _driver_values(self, rows: Sequence[tuple]) -> list:
+        """The rows' values in one list, converted where the driver needs it."""
+        values = list(chain.from_iterable(rows))
+        width = len(self.columns)
         for i, convert in self._convert.items():
             done = {}
-            columns[i] = [done[v] if v in done else done.setdefault(v, convert(v))
-                          for v in columns[i]]
-        return list(zip(*columns))
+            # Column i is every width-th value: read and replaced as a slice.
+            values[i::width] = [
+                done[v] if v in done else done.setdefault(v, convert(v))
+                for v in values[i::width]]
+        return values
 
     def _copy_rows(self, connection: Connection, rows: Sequence[tuple]) -> None:
         # psycopg's COPY, under SQLAlchemy's transaction. Its errors are the

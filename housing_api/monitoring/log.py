@@ -22,6 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -59,14 +60,23 @@ class Estimates:
         # time, cost several times more: the writer shares the worker's CPU).
         head = (self.request_id, self.created_at, self.endpoint,
                 self.model_version, self.client)
-        return [
-            # None for an input the minimal endpoint does not take.
-            (pid, *head, *map(home.get, NUMERIC_COLUMNS), home["zipcode"],
-             price, lower, upper, self.level)
-            for pid, home, price, lower, upper in zip(
-                self.ids, self.homes, _values(self.price),
-                _values(self.lower), _values(self.upper))
-        ]
+        return [(pid, *head, *inputs, price, lower, upper, self.level)
+                for pid, inputs, price, lower, upper in zip(
+                    self.ids, _inputs(self.homes), _values(self.price),
+                    _values(self.lower), _values(self.upper))]
+
+
+#: The inputs' columns in the table, in order.
+INPUT_COLUMNS = (*NUMERIC_COLUMNS, "zipcode")
+_INPUTS = itemgetter(*INPUT_COLUMNS)
+
+
+def _inputs(homes: Sequence[Mapping]) -> list[tuple]:
+    """Each home's inputs, in the table's order."""
+    try:
+        return list(map(_INPUTS, homes))  # C-level, when every input is there
+    except KeyError:  # the minimal endpoint: None for what it does not take
+        return [tuple(map(home.get, INPUT_COLUMNS)) for home in homes]
 
 
 def _values(array) -> list:
@@ -80,16 +90,17 @@ def new_ids(n: int) -> list[str]:
     Time-ordered (a millisecond clock, then 74 random bits), so new rows go
     at the end of the primary key's index rather than all over it.
     """
-    head = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | 0b10 << 62
-    random = os.urandom(10 * n)
-    ids = []
-    for i in range(0, 10 * n, 10):
-        bits = int.from_bytes(random[i:i + 10], "big")
-        ids.append(f"{head | (bits >> 68) << 64 | bits & _RAND_B:032x}")
-    return ids
+    # 48 bits of milliseconds and the version (7); then, from 20 random hex
+    # digits per id: 3 (rand_a), 1 made the variant (10xx, 2 random bits)
+    # and 15 (the rest of rand_b).
+    head = f"{time.time_ns() // 1_000_000:012x}7"
+    digits = os.urandom(10 * n).hex()
+    variants = digits[3::20].translate(_VARIANT)
+    return [f"{head}{digits[i:i + 3]}{variants[k]}{digits[i + 4:i + 19]}"
+            for k, i in enumerate(range(0, 20 * n, 20))]
 
 
-_RAND_B = (1 << 62) - 1
+_VARIANT = str.maketrans("0123456789abcdef", "89ab" * 4)
 #: The ``predictions`` table's columns, in order: what a row tuple holds
 #: (``Estimates.rows`` builds them in this order).
 COLUMNS = [column.name for column in predictions.columns]
