@@ -54,10 +54,12 @@ from report import report, write_report
 from start import bench_activation, bench_ready, import_profile
 from stores import prepare_models, write_bodies
 
-FULL = {"rounds": 3, "duration": 10, "warmup": 3, "memory_requests": 10_000,
+FULL = {"rounds": 3, "log_rounds": 6, "duration": 10, "warmup": 3,
+        "memory_requests": 10_000,
         "starts": 3, "activations": 4, "cli_activations": 2,
         "profile_requests": 2000}
-QUICK = {"rounds": 2, "duration": 2, "warmup": 1, "memory_requests": 1_000,
+QUICK = {"rounds": 2, "log_rounds": 2, "duration": 2, "warmup": 1,
+         "memory_requests": 1_000,
          "starts": 1, "activations": 2, "cli_activations": 1,
          "profile_requests": 300}
 
@@ -72,6 +74,9 @@ def parse_args(argv=None):
                              "writes it only with --out")
     parser.add_argument("--rounds", type=int,
                         help=f"interleaved rounds (default {FULL['rounds']})")
+    parser.add_argument("--log-rounds", type=int,
+                        help="rounds of the prediction log's section (default "
+                             f"{FULL['log_rounds']})")
     parser.add_argument("--duration", type=int,
                         help=f"seconds per wrk run (default {FULL['duration']})")
     parser.add_argument("--warmup", type=int, help="seconds of warm-up per server")
