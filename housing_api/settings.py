@@ -5,6 +5,10 @@ from pathlib import Path
 from flask import Flask
 
 
+class ConfigError(ValueError):
+    """A setting that cannot work: the message names it and says why."""
+
+
 def configured_app(test_config=None) -> Flask:
     """A Flask app with its configuration loaded and nothing else.
 
@@ -25,6 +29,21 @@ def configured_app(test_config=None) -> Flask:
     instance = Path(app.instance_path)
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = f"sqlite:///{instance.resolve() / 'housing.db'}"
+    _check_database_url(app.config["DATABASE_URL"])
     app.config["PREDICTION_LOG_SPOOL_DIR"] = Path(
         app.config["PREDICTION_LOG_SPOOL_DIR"] or instance / "spool").resolve()
     return app
+
+
+def _check_database_url(url) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        # Not the value itself: it may hold a password.
+        raise ConfigError(
+            "HOUSING_DATABASE_URL is not a SQLAlchemy database URL; expected "
+            "e.g. postgresql+psycopg://user:password@host:5432/housing or "
+            "sqlite:////path/to/housing.db") from None

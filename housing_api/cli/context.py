@@ -4,9 +4,12 @@ import click
 
 def config():
     """The configuration ``create_app`` would use, without building the app."""
-    from ..settings import configured_app
+    from ..settings import ConfigError, configured_app
 
-    return configured_app().config
+    try:
+        return configured_app().config
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def model_store(config):

@@ -82,3 +82,14 @@ def test_an_unreachable_database_is_a_clear_failure():
     assert "cannot migrate postgresql+psycopg://nobody:***@127.0.0.1:1/housing" \
         in result.stderr
     assert "secret" not in result.output + result.stderr
+
+
+def test_a_malformed_database_url_is_a_clear_failure():
+    runner = HousingCliRunner({"DATABASE_URL": "postgres//nobody:secret@db/housing"})
+    for command in (["db", "upgrade"], ["db", "current"], ["db", "purge"]):
+        result = runner.invoke(args=command)
+        assert result.exit_code == 1, command
+        assert "HOUSING_DATABASE_URL is not a SQLAlchemy database URL" \
+            in result.stderr
+        assert "secret" not in result.output + result.stderr
+        assert "Traceback" not in result.output + result.stderr
