@@ -1,6 +1,7 @@
 """The tables: every estimate answered, and the sale prices reported for them."""
 from sqlalchemy import (
-    Column, Date, DateTime, Float, ForeignKey, Index, MetaData, String, Table,
+    BigInteger, Column, Date, DateTime, Float, ForeignKey, Index, LargeBinary,
+    MetaData, String, Table,
 )
 
 from ..inference.columns import NUMERIC_COLUMNS
@@ -17,8 +18,9 @@ predictions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("endpoint", String(64), nullable=False),
     Column("model_version", String(80), nullable=False),
-    Column("client", String(64), nullable=True,
-           comment="client address (the API key id once keys exist)"),
+    Column("client", String(64), nullable=True, comment="client address"),
+    Column("api_key_id", String(32), nullable=True,
+           comment="the API key the estimate was asked with, if any"),
     *(Column(name, Float, nullable=True) for name in NUMERIC_COLUMNS),
     Column("zipcode", String(5), nullable=False),
     Column("price", Float, nullable=False, comment="USD, unrounded"),
@@ -37,4 +39,38 @@ sales = Table(
     Column("sale_price", Float, nullable=False),
     Column("sale_date", Date, nullable=False),
     Column("reported_at", DateTime(timezone=True), nullable=False),
+)
+
+# Clients' API keys. The secret itself is never stored: only its SHA-256
+# (a key carries 256 random bits, so a fast hash is enough) and the first
+# characters, which name the key in lists and logs.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), primary_key=True, comment="public id (hex)"),
+    Column("prefix", String(16), nullable=False,
+           comment="the key's first characters, to recognise it"),
+    Column("digest", LargeBinary(32), nullable=False, unique=True,
+           comment="SHA-256 of the whole key"),
+    Column("name", String(100), nullable=False, comment="who holds it"),
+    Column("scopes", String(100), nullable=False,
+           comment="space-separated: predict, sales, admin"),
+    Column("quota", String(200), nullable=True,
+           comment="flask-limiter notation; empty: API_KEY_QUOTA"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True,
+           comment="updated at most once a minute"),
+    Column("revoked_at", DateTime(timezone=True), nullable=True,
+           comment="refused from this moment (a rotation may set it ahead)"),
+    Column("replaced_by", String(32), nullable=True,
+           comment="the key a rotation issued in its place"),
+)
+
+api_key_usage = Table(
+    "api_key_usage", metadata,
+    Column("key_id", String(32), ForeignKey("api_keys.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("day", Date, primary_key=True, comment="UTC"),
+    Column("requests", BigInteger, nullable=False),
+    Column("estimates", BigInteger, nullable=False,
+           comment="homes priced (a batch counts each home)"),
 )

@@ -46,6 +46,7 @@ class Estimates:
     endpoint: str
     model_version: str
     client: str | None
+    api_key_id: str | None
     #: The homes as validated, one mapping of input name to value each.
     homes: Sequence[Mapping]
     price: object
@@ -59,7 +60,7 @@ class Estimates:
         # A tuple straight from each home (a dict per row, or a column at a
         # time, cost several times more: the writer shares the worker's CPU).
         head = (self.request_id, self.created_at, self.endpoint,
-                self.model_version, self.client)
+                self.model_version, self.client, self.api_key_id)
         return [(pid, *head, *inputs, price, lower, upper, self.level)
                 for pid, inputs, price, lower, upper in zip(
                     self.ids, _inputs(self.homes), _values(self.price),

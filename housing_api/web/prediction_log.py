@@ -25,6 +25,7 @@ def record(predictor, homes, result) -> list[str] | None:
     prediction_log.record(Estimates(
         ids=ids, request_id=g.request_id, endpoint=request.endpoint,
         model_version=predictor.version, client=request.remote_addr,
+        api_key_id=key.id if (key := g.get("api_key")) is not None else None,
         homes=homes, price=result.price, lower=result.lower,
         upper=result.upper, level=result.level, created_at=utcnow()))
     return ids

@@ -17,7 +17,8 @@ def row(pid: str, created: datetime = CREATED, price: float = 512_345.678) -> di
     values["lat"] = None  # a minimal-endpoint estimate lacks some inputs
     return {"id": pid, "request_id": "req-1", "created_at": created,
             "endpoint": "predict.Batch", "model_version": "v1",
-            "client": "10.0.0.7", **values, "zipcode": "98118",
+            "client": "10.0.0.7", "api_key_id": "0123456789abcdef", **values,
+            "zipcode": "98118",
             "price": price, "lower": price * 0.8, "upper": price * 1.2,
             "level": 0.8}
 

@@ -20,7 +20,7 @@ def estimates(n: int, version: str = "v1") -> Estimates:
     sqft = rng.uniform(500, 5000, n)
     return Estimates(
         ids=new_ids(n), request_id="req", endpoint="predict.Batch",
-        model_version=version, client="127.0.0.1",
+        model_version=version, client="127.0.0.1", api_key_id=None,
         homes=[{"sqft_living": float(sqft[i]), "bedrooms": 3,
                 "zipcode": "98118"} for i in range(n)],
         price=price, lower=price * 0.8, upper=price * 1.2, level=0.8,
