@@ -112,6 +112,9 @@ def post_fork(server, worker):
     # queries the database every MONITORING_REFRESH_INTERVAL seconds.
     if extensions.get("housing_gauges") is not None:
         extensions["housing_gauges"].start()
+    # This worker's copy of the API keys, and its refresher thread.
+    if extensions.get("housing_keys") is not None:
+        extensions["housing_keys"].start()
     from threadpoolctl import threadpool_info, threadpool_limits
 
     threadpool_limits(1)
@@ -124,9 +127,12 @@ def post_fork(server, worker):
 def worker_exit(server, worker):
     # Graceful stops and every HUP end old workers here: write what their
     # prediction log still holds (to the database, or to its spool).
-    prediction_log = server.app.wsgi().extensions.get("housing_log")
-    if prediction_log is not None:
-        prediction_log.close()
+    extensions = server.app.wsgi().extensions
+    if extensions.get("housing_log") is not None:
+        extensions["housing_log"].close()
+    # The API keys' usage counted since the last refresh.
+    if extensions.get("housing_keys") is not None:
+        extensions["housing_keys"].close()
 
 
 def child_exit(server, worker):

@@ -6,7 +6,8 @@ from .serving import ModelState
 from .settings import configured_app
 from .store import ModelStore, ModelStoreError
 from .web import (
-    access_log, blueprints, limits, metrics, prediction_log, proxies, request_ids,
+    access_log, blueprints, keys, limits, metrics, prediction_log, proxies,
+    request_ids,
 )
 
 log = logging.getLogger("housing_api")
@@ -27,8 +28,10 @@ def create_app(test_config=None):
     # after_request needs, and the limiter's before_request raises the 429
     # that would otherwise skip it (refused requests would not be counted).
     service_metrics = metrics.init_app(app)
+    prediction_log.init_app(app)  # the database, which the keys need
+    # Keys before limits: a key's own quota applies, not its address's.
+    keys.init_app(app)
     limits.init_app(app)
-    prediction_log.init_app(app)
     state = serve_active_version(app, service_metrics)
     app.extensions["housing_gauges"] = LiveGauges(
         service_metrics, state, app.extensions["housing_db"],

@@ -23,9 +23,22 @@ MODEL_WATCH_INTERVAL = 3.0
 #: training through the API off.
 MAX_TRAINING_JOBS = 2
 
-#: Bearer tokens accepted by the admin API, comma-separated or a list.
-#: Empty disables the admin API (403), it never opens it.
+#: Bearer tokens accepted by the admin API, comma-separated or a list: the
+#: bootstrap, to create the first API key with the ``admin`` scope
+#: (``POST /admin/keys``), which the admin API accepts as well. With no
+#: token and no admin key the admin API is disabled (403), never open.
 ADMIN_TOKENS = ""
+
+#: Refuse /v1 requests without an API key (401). False: a request may come
+#: without one (limited per address), but a key sent must be valid.
+REQUIRE_API_KEY = False
+#: The quota of a key made without one (flask-limiter notation).
+API_KEY_QUOTA = "50 per second; 2000 per minute"
+#: Seconds between each worker's re-reads of the keys: a key made, revoked
+#: or rotated elsewhere takes effect on every worker within this time.
+API_KEY_REFRESH_INTERVAL = 5.0
+#: Unknown keys one address may send before it is refused (429) unheard.
+API_KEY_FAILURE_LIMIT = "20 per minute"
 
 API_TITLE = "Sound Realty house-price API"
 API_VERSION = "v1"
@@ -48,7 +61,8 @@ PROXY_COUNT = 0
 #: ``json`` (one object per line) or ``text`` for local development.
 LOG_FORMAT = "json"
 LOG_LEVEL = "INFO"
-#: Per-client limits (flask-limiter notation; ``;`` separates several).
+#: Per-address limits on /v1 for requests without an API key (flask-limiter
+#: notation; ``;`` separates several). A key has its own quota.
 PREDICT_RATE_LIMIT = "50 per second; 2000 per minute"
 ADMIN_RATE_LIMIT = "30 per minute"
 #: Set to false to switch rate limiting off (benchmarks).

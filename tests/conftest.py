@@ -89,9 +89,10 @@ def make_logged_app(model_dir, database_url, spool_dir):
 
 
 def close_app(app):
-    """Stop the app's prediction log and its engines."""
+    """Stop the app's prediction log, its keys' refresher and its engines."""
     if app.extensions["housing_log"] is not None:
         app.extensions["housing_log"].close()
+    app.extensions["housing_keys"].close()
     app.extensions["housing_db"].dispose()
 
 

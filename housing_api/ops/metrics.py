@@ -43,6 +43,13 @@ class ServiceMetrics:
                           "grade of priced homes.", buckets=GRADE_BUCKETS)
         self.zipcodes = make(Counter, "housing_input_zipcode",
                              "Priced homes by zipcode.", ("zipcode",))
+        # By key name: keys are few, so the series are too.
+        self.key_requests = make(Counter, "housing_api_key_requests",
+                                 "Requests made with an API key, by key name "
+                                 "and endpoint.", ("key", "endpoint"))
+        self.key_estimates = make(Counter, "housing_api_key_estimates",
+                                  "Homes priced for an API key, by key name.",
+                                  ("key",))
         # Set by one process (monitoring.gauges), every few seconds at most;
         # the newest value of a live process is the one scraped.
         live = {"multiprocess_mode": "livemostrecent"}
@@ -74,6 +81,11 @@ class ServiceMetrics:
                 observe_many(histogram, columns[name])
         for zipcode, count in collections.Counter(columns["zipcode"]).items():
             self.zipcodes.labels(zipcode).inc(count)
+
+    def observe_key_use(self, name, endpoint, estimates):
+        self.key_requests.labels(name, endpoint or "").inc()
+        if estimates:
+            self.key_estimates.labels(name).inc(estimates)
 
     def observe_rejection(self, errors):
         """Count each field named in a 422's ``errors``."""

@@ -44,6 +44,9 @@ def _log_request(response):
         "model_version": state.version,
         "client": request.remote_addr,
     }
+    key = g.get("api_key")
+    if key is not None:  # the prefix, never the secret
+        fields["api_key"] = key.prefix
     if response.status_code >= 400:
         fields["error"] = g.get("error_message")
     log.info("request", extra=fields)

@@ -15,6 +15,7 @@ from ..store import (
 )
 from ..training import jobs
 from ..training.data import DEMOGRAPHICS_CSV, read_examples
+from . import keys
 from .api import Blueprint
 from .schemas import (
     ActivationSchema, JobSchema, ModelListSchema, ModelUploadSchema,
@@ -23,12 +24,14 @@ from .schemas import (
 
 blp = Blueprint(
     "admin", __name__, url_prefix="/admin",
-    description="Model versions, for operators. Bearer token required.",
+    description="Model versions and API keys, for operators: an admin token "
+                "or an API key with the admin scope.",
 )
-SECURITY = [{"bearerAuth": []}]
+SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 blp.document_errors({
-    401: "No valid admin bearer token in the Authorization header.",
-    403: "The admin API is disabled: no admin token is configured.",
+    401: "No admin token or API key, or an unknown one.",
+    403: "A revoked key, a key without the admin scope, or the admin API "
+         "disabled (no admin token configured and no admin key).",
     429: "Too many requests from this client; see Retry-After.",
 })
 NOT_FOUND = "No such model version."
@@ -66,22 +69,24 @@ def admin_tokens() -> list[str]:
 
 @blp.before_request
 def require_token():
+    """An admin token (the bootstrap) or an API key with the ``admin`` scope."""
     tokens = admin_tokens()
-    if not tokens:
+    secret = keys.sent_secret()  # 401 for one in the URL
+    if secret is not None and tokens:
+        # Compare against every token, always, so timing reveals nothing.
+        matches = [hmac.compare_digest(secret.encode(), t.encode()) for t in tokens]
+        if any(matches):
+            return
+    if not tokens and not current_app.extensions["housing_keys"].any_with_scope(
+            "admin"):
         abort(403, message="The admin API is disabled: no admin token is "
-                           "configured (HOUSING_ADMIN_TOKEN or "
-                           "HOUSING_ADMIN_TOKENS).")
-    if any(k in request.args for k in ("token", "access_token", "api_key")):
-        abort(401, message="Send the token in the Authorization header, never "
-                           "in the URL.",
-              headers={"WWW-Authenticate": 'Bearer error="invalid_request"'})
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    given = given.strip().encode()
-    # Compare against every token, always, so timing reveals nothing.
-    matches = [hmac.compare_digest(given, t.encode()) for t in tokens]
-    if scheme.lower() != "bearer" or not any(matches):
-        abort(401, message="A valid admin bearer token is required.",
+                           "configured (HOUSING_ADMIN_TOKENS) and no API key "
+                           "has the admin scope.")
+    if secret is None:
+        abort(401, message="An admin token or an API key with the 'admin' "
+                           "scope is required: `Authorization: Bearer <it>`.",
               headers={"WWW-Authenticate": 'Bearer realm="admin"'})
+    keys.authorize("admin", secret=secret)
 
 
 def _state():

@@ -112,7 +112,19 @@ class Blueprint(flask_smorest.Blueprint):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._common_errors = []
+        self._security = None
         self._prepare_doc_cbks.append(self._prepare_errors_doc)
+        self._prepare_doc_cbks.append(self._prepare_security_doc)
+
+    def document_security(self, security) -> None:
+        """Every operation's ``security``: a list, or ``security(app)``."""
+        self._security = security
+
+    def _prepare_security_doc(self, doc, doc_info, *, app, **kwargs):
+        if self._security is not None and "security" not in doc:
+            security = self._security
+            doc["security"] = security(app) if callable(security) else security
+        return doc
 
     def document_errors(self, responses: dict, methods=None) -> None:
         """Document ``{status: description}`` on every operation (of ``methods``)."""

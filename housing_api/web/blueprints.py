@@ -1,6 +1,7 @@
 """The API: flask-smorest bound to the app, with every blueprint registered."""
 from ..extensions import api
-from . import admin, health, monitoring, predict
+from . import admin, admin_keys, health, keys, monitoring, predict  # noqa: F401
+# (admin_keys adds its routes to admin.blp when imported)
 from .schemas import openapi_property
 
 
@@ -10,8 +11,7 @@ def init_app(app) -> None:
     api.ma_plugin.converter.add_attribute_function(openapi_property)
     api.register_blueprint(predict.blp)
     api.register_blueprint(health.blp)
-    api.register_blueprint(admin.blp)
+    api.register_blueprint(admin.blp)  # with admin_keys' routes
     api.register_blueprint(monitoring.blp)
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer"}
-    )
+    for name, scheme in keys.SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)

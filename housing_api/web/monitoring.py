@@ -10,6 +10,7 @@ from ..monitoring.performance import performance
 from ..monitoring.sales import (
     ConflictingSalesError, UnknownPredictionsError, report_sales,
 )
+from . import keys
 from .api import Blueprint
 from .schemas import (
     DriftQuerySchema, DriftSchema, PerformanceQuerySchema, PerformanceSchema,
@@ -20,6 +21,12 @@ blp = Blueprint(
     "monitoring", __name__, url_prefix="/v1",
     description="Sale prices reported back, and how right the estimates were.",
 )
+blp.document_security(keys.security)
+blp.document_errors({
+    401: "No API key while keys are required, or an unknown key "
+         "(`WWW-Authenticate` says which).",
+    403: "A revoked key, or a key without the scope this operation needs.",
+})
 blp.document_errors({429: "Too many requests from this client; see Retry-After.",
                      503: "The database is unavailable; try again shortly."})
 blp.document_errors({400: "The body is not valid JSON.",

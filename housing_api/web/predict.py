@@ -8,7 +8,7 @@ from flask_smorest import abort
 from marshmallow import ValidationError
 
 from ..inference.columns import records_to_columns
-from . import prediction_log
+from . import keys, prediction_log
 from .api import Blueprint
 from .schemas import (
     BatchPredictionSchema, BatchSchema, FeaturesSchema, HomeSchema,
@@ -19,6 +19,12 @@ blp = Blueprint(
     "predict", __name__, url_prefix="/v1",
     description="Price estimates for homes about to be sold.",
 )
+blp.document_security(keys.security)
+blp.document_errors({
+    401: "No API key while keys are required, or an unknown key "
+         "(`WWW-Authenticate` says which).",
+    403: "A revoked key, or a key without the scope this operation needs.",
+})
 blp.document_errors({429: "Too many requests from this client; see Retry-After.",
                      503: "No model version is loaded yet."})
 blp.document_errors({400: "The body is not valid JSON (or the CSV not UTF-8).",
@@ -87,6 +93,7 @@ def _estimates(predictor, records) -> list[dict]:
             result.price, result.lower, result.upper, result.warnings
         )
     ]
+    g.estimates = len(estimates)  # for the key's usage
     ids = prediction_log.record(predictor, records, result)
     if ids is not None:
         for estimate, prediction_id in zip(estimates, ids):

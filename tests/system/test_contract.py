@@ -18,6 +18,8 @@ from werkzeug.test import encode_multipart
 
 from conftest import DATA_DIR, TOKEN
 from housing_api import create_app
+from housing_api.db import make_engine, migrate
+from housing_api.keys import SCOPES, create_key
 from housing_api.training import jobs
 from housing_api.store import ModelStore
 from model_files import payload, publish_copy, tamper
@@ -50,14 +52,27 @@ def _job_processes(model_dir: Path) -> list[int]:
     return pids
 
 
-def test_schemathesis_finds_nothing_against_gunicorn(trained_store, tmp_path):
+@pytest.mark.parametrize("credentials", ["none", "key"])
+def test_schemathesis_finds_nothing_against_gunicorn(trained_store, tmp_path,
+                                                     credentials):
+    """Without credentials (keys optional: /v1 answers, /admin says 401),
+    and with keys required and a key of every scope (all of it answers)."""
     # A throwaway copy: the run deletes, activates and rolls back versions.
     model_dir = Path(shutil.copytree(trained_store, tmp_path / "model"))
+    database = f"sqlite:///{tmp_path / 'housing.db'}"
     env = {"HOUSING_ADMIN_TOKENS": TOKEN, "HOUSING_RATELIMIT_ENABLED": "false",
+           "HOUSING_DATABASE_URL": database,
            # Each accepted POST /admin/models/train starts a real training
            # process (the boosted model takes minutes): one at a time, the
            # others are 409, and whatever runs is stopped below.
            "HOUSING_MAX_TRAINING_JOBS": "1"}
+    secret = None
+    if credentials == "key":
+        migrate.upgrade(database)
+        engine = make_engine(database)
+        _, secret = create_key(engine, "schemathesis", SCOPES)
+        engine.dispose()
+        env["HOUSING_REQUIRE_API_KEY"] = "true"
     command = [
         _st(), "run", "--checks", "all",
         # positive_data_acceptance expects every schema-valid body to be
@@ -70,7 +85,7 @@ def test_schemathesis_finds_nothing_against_gunicorn(trained_store, tmp_path):
         "--exclude-checks", "positive_data_acceptance",
         "--phases", "examples,coverage,fuzzing", "--max-examples", "10",
         "--seed", SEED, "--request-timeout", "30", "--workers", "1",
-        "-H", f"Authorization: Bearer {TOKEN}",
+        *(["-H", f"Authorization: Bearer {secret}"] if secret else []),
     ]
     with gunicorn_server(model_dir, env=env) as server:
         try:
@@ -84,8 +99,11 @@ def test_schemathesis_finds_nothing_against_gunicorn(trained_store, tmp_path):
     print(run.stdout[-1500:])
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-3000:]
     assert "Exception on" not in log and "Traceback" not in log, log[-5000:]
-    # The token never shows in what schemathesis printed.
-    assert TOKEN not in run.stdout
+    if secret:
+        # Every operation was reached with the key, not refused.
+        assert '"status": 200' in log and '"api_key": "hk_' in log
+        # The key never shows in what schemathesis printed, nor in the log.
+        assert secret not in run.stdout and secret not in log
     deadline = time.monotonic() + 10
     while _job_processes(model_dir):
         assert time.monotonic() < deadline, "training processes still running"
@@ -131,6 +149,19 @@ class Apps:
     @property
     def small(self):
         return self.shared("small", MAX_CONTENT_LENGTH=4096)
+
+    @property
+    def keyed(self):
+        """Keys required, on a database of its own, with a key per scope."""
+        if "keyed" not in self._clients:
+            url = f"sqlite:///{self.tmp.mktemp('keyed') / 'housing.db'}"
+            migrate.upgrade(url)
+            client = self.new("keyed", REQUIRE_API_KEY=True, DATABASE_URL=url)
+            client.secrets = {scope: client.post(
+                "/admin/keys", json={"name": scope, "scopes": [scope]},
+                headers=ADMIN).get_json()["key"] for scope in ("predict", "sales")}
+            self._clients["keyed"] = client
+        return self._clients["keyed"]
 
     @property
     def no_model(self):
@@ -274,11 +305,27 @@ def _delete(apps, monkeypatch):
     return apps.main.delete(f"/admin/models/{version}", headers=ADMIN)
 
 
+def _keyed(method, path, scope=None, **kwargs):
+    """A case on the app that requires keys: with ``scope``'s key, or none."""
+    def case(apps, monkeypatch):
+        client = apps.keyed
+        headers = {"X-API-Key": client.secrets[scope]} if scope else {}
+        return client.open(path, method=method, headers=headers, **kwargs)
+    return case
+
+
+def _key_cases(method, path, other_scope, **kwargs):
+    """401 without a key, 403 with a key of another scope."""
+    return {401: _keyed(method, path, **kwargs),
+            403: _keyed(method, path, other_scope, **kwargs)}
+
+
 def _predict_cases(path):
     def post(client, **kwargs):
         return client.post(path, **kwargs)
 
     return {
+        **_key_cases("POST", path, "sales", json=BODIES[path]),
         200: lambda apps, mp: post(apps.main, json=BODIES[path]),
         400: lambda apps, mp: post(apps.main, data="{not json",
                                    content_type="application/json"),
@@ -291,8 +338,10 @@ def _predict_cases(path):
     }
 
 
-def _get_cases(path, *, limited=True, no_model=True):
+def _get_cases(path, *, limited=True, no_model=True, keyed=True):
     cases = {200: lambda apps, mp: apps.main.get(path)}
+    if keyed:
+        cases.update(_key_cases("GET", path, "sales"))
     if limited:
         cases[429] = _twice(lambda c: c.get(path))
     if no_model:
@@ -367,6 +416,7 @@ UNKNOWN_SALE = _sale("0" * 32)
 
 def _sales_cases():
     return {
+        **_key_cases("POST", SALES, "predict", json=UNKNOWN_SALE),
         200: lambda apps, mp: apps.main.post(
             SALES, json=_sale(_logged_estimate(apps.main))),
         400: lambda apps, mp: apps.main.post(SALES, data="{not json",
@@ -385,6 +435,7 @@ def _sales_cases():
 
 def _performance_cases():
     return {
+        **_key_cases("GET", PERFORMANCE, "predict"),
         200: lambda apps, mp: apps.main.get(PERFORMANCE + "?by=week"),
         404: lambda apps, mp: apps.main.get(PERFORMANCE + "?version=nope"),
         422: lambda apps, mp: apps.main.get(PERFORMANCE + "?by=month"),
@@ -406,6 +457,7 @@ def _drift_without_distribution(apps, monkeypatch):
 
 def _drift_cases():
     return {
+        **_key_cases("GET", DRIFT, "predict"),
         200: lambda apps, mp: apps.main.get(DRIFT),
         404: lambda apps, mp: apps.main.get(DRIFT + "?version=nope"),
         409: _drift_without_distribution,
@@ -415,6 +467,34 @@ def _drift_cases():
     }
 
 
+def _admin_key(apps, scopes=("predict",)):
+    """A new key on the shared app: its public fields and secret."""
+    return apps.main.post("/admin/keys", json={"name": "contract",
+                                               "scopes": list(scopes)},
+                          headers=ADMIN).get_json()
+
+
+def _revoked_key_rotated(apps, monkeypatch):
+    key = _admin_key(apps)
+    apps.main.delete(f"/admin/keys/{key['id']}", headers=ADMIN)
+    return apps.main.post(f"/admin/keys/{key['id']}/rotate", headers=ADMIN)
+
+
+def _on_key(method, suffix="", **kwargs):
+    def case(apps, monkeypatch):
+        key = _admin_key(apps)
+        return apps.main.open(f"/admin/keys/{key['id']}{suffix}", method=method,
+                              headers=ADMIN, **kwargs)
+    return case
+
+
+def _no_database(method, path, **kwargs):
+    return lambda apps, mp: apps.shared("no_database", **NO_DATABASE).open(
+        path, method=method, headers=ADMIN, **kwargs)
+
+
+K = "/admin/keys/{key_id}"
+NEW_KEY = {"name": "contract", "scopes": ["predict"]}
 V = "/admin/models/{version}"
 NOT_JSON = {"data": "{not json", "content_type": "application/json"}
 CASES = {
@@ -428,8 +508,9 @@ CASES = {
     ("get", PERFORMANCE): _performance_cases(),
     ("get", DRIFT): _drift_cases(),
     ("get", "/health/live"): _get_cases("/health/live", limited=False,
-                                        no_model=False),
-    ("get", "/health/ready"): _get_cases("/health/ready", limited=False),
+                                        no_model=False, keyed=False),
+    ("get", "/health/ready"): _get_cases("/health/ready", limited=False,
+                                         keyed=False),
     ("get", "/admin/models"): _admin_cases(
         "GET", "/admin/models", 200, _main("GET", "/admin/models", headers=ADMIN)),
     ("post", "/admin/models"): _admin_cases(
@@ -472,6 +553,40 @@ CASES = {
             422: _main("POST", "/admin/models/train", headers=ADMIN,
                        json={"algorithm": "gpt"}),
             503: _writes_refused("POST", "/admin/models/train", json={}),
+        }),
+    ("get", "/admin/keys"): _admin_cases(
+        "GET", "/admin/keys", 200, _main("GET", "/admin/keys", headers=ADMIN), {
+            503: _no_database("GET", "/admin/keys"),
+        }),
+    ("post", "/admin/keys"): _admin_cases(
+        "POST", "/admin/keys", 201,
+        _main("POST", "/admin/keys", headers=ADMIN, json=NEW_KEY), {
+            400: _main("POST", "/admin/keys", headers=ADMIN, **NOT_JSON),
+            415: _main("POST", "/admin/keys", headers=ADMIN, data="name=a",
+                       content_type="text/plain"),
+            422: _main("POST", "/admin/keys", headers=ADMIN,
+                       json={"name": "a", "scopes": ["root"]}),
+            503: _no_database("POST", "/admin/keys", json=NEW_KEY),
+        }),
+    ("delete", K): _admin_cases(
+        "DELETE", "/admin/keys/x", 200, _on_key("DELETE"), {
+            404: _main("DELETE", "/admin/keys/nope", headers=ADMIN),
+            503: _no_database("DELETE", "/admin/keys/nope"),
+        }),
+    ("post", K + "/rotate"): _admin_cases(
+        "POST", "/admin/keys/x/rotate", 201, _on_key("POST", "/rotate"), {
+            400: _on_key("POST", "/rotate", **NOT_JSON),
+            404: _main("POST", "/admin/keys/nope/rotate", headers=ADMIN),
+            409: _revoked_key_rotated,
+            415: _on_key("POST", "/rotate", data="0", content_type="text/plain"),
+            422: _on_key("POST", "/rotate", json={"old_key_valid_for": -1}),
+            503: _no_database("POST", "/admin/keys/nope/rotate"),
+        }),
+    ("get", K + "/usage"): _admin_cases(
+        "GET", "/admin/keys/x/usage", 200, _on_key("GET", "/usage"), {
+            404: _main("GET", "/admin/keys/nope/usage", headers=ADMIN),
+            422: _on_key("GET", "/usage?days=0"),
+            503: _no_database("GET", "/admin/keys/nope/usage"),
         }),
     ("get", "/admin/jobs/{job_id}"): _admin_cases(
         "GET", f"/admin/jobs/{'0' * 32}", 200, _job, {

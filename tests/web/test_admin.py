@@ -122,11 +122,19 @@ def test_tokens_from_the_environment(model_dir, monkeypatch):
         "Authorization": "Bearer first,second"}).status_code == 401
 
 
-def test_the_admin_api_is_documented_with_its_security_scheme(client):
+def test_the_admin_api_is_documented_with_its_security_schemes(client):
     spec = client.get("/openapi.json").get_json()
-    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer"}
-    assert spec["paths"]["/admin/models"]["get"]["security"] == [{"bearerAuth": []}]
+    schemes = spec["components"]["securitySchemes"]
+    assert (schemes["bearerAuth"]["type"], schemes["bearerAuth"]["scheme"]) == (
+        "http", "bearer")
+    assert (schemes["apiKeyHeader"]["in"], schemes["apiKeyHeader"]["name"]) == (
+        "header", "X-API-Key")
+    for path, item in spec["paths"].items():
+        if path.startswith("/admin/"):
+            for operation in (o for o in item.values() if isinstance(o, dict)):
+                # A token or an admin key, never nothing.
+                assert operation["security"] == [
+                    {"bearerAuth": []}, {"apiKeyHeader": []}], path
 
 
 def test_list_marks_the_active_and_previous_versions(client, admin_headers, store,

@@ -1,6 +1,7 @@
 """Metrics, rate limits and logs, in process (the Gunicorn ones: test_ops_e2e)."""
 import json
 import logging
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -109,6 +110,21 @@ def test_rate_limit_answers_429_in_the_common_shape(model_dir, home):
     assert int(response.headers["Retry-After"]) > 0
     assert response.headers["X-RateLimit-Limit"] == "3"
     assert response.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_a_one_second_window_still_says_wait_a_second(model_dir, home):
+    """flask-limiter rounds the time to the window's end down: under
+    "50 per 1 second" it said Retry-After: 0, and a client that honoured
+    it was refused again at once."""
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="2 per second")
+    for _ in range(12):  # refusals early and late in their second
+        for _ in range(10):
+            response = client.post("/v1/predict", json=home)
+            if response.status_code == 429:
+                break
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) >= 1
+        time.sleep(0.27)
 
 
 def test_probes_docs_and_metrics_are_not_rate_limited(model_dir):

@@ -5,6 +5,10 @@ from .admin import (
 )
 from .fields import MIN_YEAR, openapi_property
 from .homes import BatchSchema, HomeSchema, MinimalHomeSchema
+from .keys import (
+    KeyCreatedSchema, KeyCreateSchema, KeyListSchema, KeyRotatedSchema,
+    KeyRotateSchema, KeySchema, UsageQuerySchema, UsageSchema,
+)
 from .monitoring import (
     BinSchema, DriftQuerySchema, DriftSchema, FeatureDriftSchema,
     LiveFiguresSchema, PerformanceQuerySchema, PerformanceSchema,
@@ -20,10 +24,12 @@ __all__ = [
     "ActivationSchema", "BinSchema", "DriftQuerySchema", "DriftSchema",
     "FeatureDriftSchema", "BatchPredictionSchema", "BatchSchema", "EstimateSchema",
     "FeaturesSchema", "FieldSpecSchema", "HealthSchema", "HomeSchema",
-    "IntervalSchema", "JobSchema", "LiveFiguresSchema", "MIN_YEAR",
+    "IntervalSchema", "JobSchema", "KeyCreateSchema", "KeyCreatedSchema",
+    "KeyListSchema", "KeyRotateSchema", "KeyRotatedSchema", "KeySchema",
+    "LiveFiguresSchema", "MIN_YEAR",
     "MinimalHomeSchema", "PerformanceQuerySchema", "PerformanceSchema",
     "SaleSchema", "SalesReceiptSchema", "SalesSchema",
     "ModelInfoSchema", "ModelListSchema", "ModelRefSchema", "ModelUploadSchema",
     "PredictionSchema", "TrainRequestSchema", "UploadSchema", "VersionSchema",
-    "ZipcodesSchema", "openapi_property",
+    "UsageQuerySchema", "UsageSchema", "ZipcodesSchema", "openapi_property",
 ]
