@@ -10,6 +10,7 @@ import click
 
 from .db import db_group
 from .evaluate import evaluate_command, search_command
+from .keys import keys_group
 from .models import models_group
 from .monitor import monitor_command
 from .smoke import smoke_command
@@ -23,5 +24,5 @@ def main():
 
 
 for _command in (train_command, smoke_command, models_group, db_group,
-                 monitor_command, evaluate_command, search_command):
+                 keys_group, monitor_command, evaluate_command, search_command):
     main.add_command(_command)

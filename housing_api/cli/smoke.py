@@ -23,6 +23,12 @@ class SmokeReport:
     #: (prediction_id, price, version) of each single estimate.
     estimates: list = field(default_factory=list)
     sales: str = ""
+    #: Answers 429 (retried after their Retry-After), and seconds waited
+    #: for the service's limits.
+    limited: int = 0
+    waited_s: float = 0.0
+    #: How it reached the service (``Client``), for the sales check after.
+    client: object = field(default=None, repr=False)
 
     def summary(self) -> str:
         lines = [f"smoke test of {self.url}: {self.rows} rows, "
@@ -35,6 +41,9 @@ class SmokeReport:
             lines.append(f"latency (single): p50 {q[49]:.1f} ms  p90 {q[89]:.1f} ms"
                          f"  p99 {q[98]:.1f} ms  max {max(self.latencies_ms):.1f} ms")
         lines.append(f"model versions seen: {', '.join(sorted(self.versions))}")
+        if self.limited or self.waited_s:
+            lines.append(f"rate limits: {self.limited} answers 429 retried, "
+                         f"{self.waited_s:.1f} s waited in all")
         if self.sales:
             lines.append(self.sales)
         lines.extend(f"FAIL {f}" for f in self.failures[:20])
@@ -75,51 +84,95 @@ def wait_until_ready(url: str, seconds: float) -> bool:
     return False
 
 
-def run_smoke(url: str, path: Path, timeout: float = 10.0) -> SmokeReport:
+class Client:
+    """HTTP to the service at its own pace: an API key if given, a wait
+    when a limit's window is used up, and on a 429 a retry after its
+    Retry-After (up to ``patience`` seconds in all)."""
+
+    def __init__(self, url: str, report: SmokeReport, api_key: str | None = None,
+                 patience: float = 120.0):
+        import requests
+
+        self.url, self.report, self.patience = url.rstrip("/"), report, patience
+        self.http = requests.Session()
+        if api_key:
+            self.http.headers["Authorization"] = f"Bearer {api_key}"
+
+    def request(self, method: str, path: str, **kwargs):
+        while True:
+            response = self.http.request(method, f"{self.url}{path}", **kwargs)
+            if response.status_code != 429:
+                self._pace(response)
+                return response
+            retry = response.headers.get("Retry-After", "")
+            delay = float(retry) if retry.isdigit() else 1.0
+            if self.report.waited_s + delay > self.patience:
+                return response
+            self.report.limited += 1
+            self._sleep(delay)
+
+    def _pace(self, response) -> None:
+        # The last request this window allows: wait for the next one
+        # rather than be refused.
+        if response.headers.get("X-RateLimit-Remaining") == "0":
+            reset = response.headers.get("X-RateLimit-Reset", "")
+            if reset.isdigit():
+                self._sleep(min(max(0.0, int(reset) - time.time()), 60.0))
+
+    def _sleep(self, seconds: float) -> None:
+        self.report.waited_s += seconds
+        time.sleep(seconds)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def run_smoke(url: str, path: Path, timeout: float = 10.0,
+              api_key: str | None = None) -> SmokeReport:
     """Post each home alone and all of them as one batch; check every answer."""
     import requests
 
     url = url.rstrip("/")
     homes = read_homes(path)
     report = SmokeReport(url=url, rows=len(homes))
+    report.client = client = Client(url, report, api_key)
     singles = []
-    with requests.Session() as http:
-        for i, home in enumerate(homes):
-            start = time.perf_counter()
-            try:
-                r = http.post(f"{url}/v1/predict", json=home, timeout=timeout)
-            except requests.RequestException as exc:
-                report.failures.append(f"row {i}: {exc}")
-                singles.append(None)
-                continue
-            report.latencies_ms.append((time.perf_counter() - start) * 1000)
-            body = r.json() if r.headers.get("Content-Type", "").startswith(
-                "application/json") else {}
-            if r.status_code != 200:
-                report.failures.append(f"row {i}: HTTP {r.status_code} {body}")
-                singles.append(None)
-                continue
-            if not r.headers.get("X-Request-ID"):
-                report.failures.append(f"row {i}: no X-Request-ID header")
-            report.versions.add(body.get("model", {}).get("version", "?"))
-            singles.append(_check_estimate(body, f"row {i}", report))
-            if body.get("prediction_id"):
-                report.estimates.append((body["prediction_id"], body["prediction"],
-                                         body["model"]["version"]))
-        r = http.post(f"{url}/v1/predict/batch", json={"instances": homes},
-                      timeout=timeout * 6)
+    for i, home in enumerate(homes):
+        start = time.perf_counter()
+        try:
+            r = client.request("POST", "/v1/predict", json=home, timeout=timeout)
+        except requests.RequestException as exc:
+            report.failures.append(f"row {i}: {exc}")
+            singles.append(None)
+            continue
+        report.latencies_ms.append((time.perf_counter() - start) * 1000)
+        body = r.json() if r.headers.get("Content-Type", "").startswith(
+            "application/json") else {}
         if r.status_code != 200:
-            report.failures.append(f"batch: HTTP {r.status_code}")
-            return report
-        batch = r.json()["predictions"]
-        if len(batch) != len(homes):
-            report.failures.append(f"batch: {len(batch)} answers for {len(homes)}")
-        for i, (one, many) in enumerate(zip(singles, batch)):
-            price = _check_estimate(many, f"batch row {i}", report)
-            if one is not None and price is not None and abs(one - price) > 0.005:
-                report.failures.append(f"batch row {i}: {price} != single {one}")
-            elif price is not None:
-                report.prices.append(price)
+            report.failures.append(f"row {i}: HTTP {r.status_code} {body}")
+            singles.append(None)
+            continue
+        if not r.headers.get("X-Request-ID"):
+            report.failures.append(f"row {i}: no X-Request-ID header")
+        report.versions.add(body.get("model", {}).get("version", "?"))
+        singles.append(_check_estimate(body, f"row {i}", report))
+        if body.get("prediction_id"):
+            report.estimates.append((body["prediction_id"], body["prediction"],
+                                     body["model"]["version"]))
+    r = client.request("POST", "/v1/predict/batch", json={"instances": homes},
+                       timeout=timeout * 6)
+    if r.status_code != 200:
+        report.failures.append(f"batch: HTTP {r.status_code}")
+        return report
+    batch = r.json()["predictions"]
+    if len(batch) != len(homes):
+        report.failures.append(f"batch: {len(batch)} answers for {len(homes)}")
+    for i, (one, many) in enumerate(zip(singles, batch)):
+        price = _check_estimate(many, f"batch row {i}", report)
+        if one is not None and price is not None and abs(one - price) > 0.005:
+            report.failures.append(f"batch row {i}: {price} != single {one}")
+        elif price is not None:
+            report.prices.append(price)
     return report
 
 
@@ -131,9 +184,7 @@ def check_sales(url: str, report: SmokeReport, wait: float = 15.0) -> None:
     MAE of each version must be the rounding to cents: the whole path, from
     every worker's log to the SQL that measures it.
     """
-    import requests
-
-    url = url.rstrip("/")
+    client = report.client
     if not report.estimates:
         report.failures.append("sales: no answer carried a prediction_id")
         return
@@ -142,7 +193,7 @@ def check_sales(url: str, report: SmokeReport, wait: float = 15.0) -> None:
                       for pid, price, _ in report.estimates]}
     deadline = time.monotonic() + wait
     while True:
-        r = requests.post(f"{url}/v1/sales", json=body, timeout=30)
+        r = client.request("POST", "/v1/sales", json=body, timeout=30)
         if r.status_code != 422 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -150,8 +201,9 @@ def check_sales(url: str, report: SmokeReport, wait: float = 15.0) -> None:
         report.failures.append(f"sales: HTTP {r.status_code} {r.text[:300]}")
         return
     for version in sorted({v for _, _, v in report.estimates}):
-        live = requests.get(f"{url}/v1/model/performance",
-                            params={"version": version}, timeout=30).json()["live"][0]
+        live = client.request("GET", "/v1/model/performance",
+                              params={"version": version},
+                              timeout=30).json()["live"][0]
         expected = sum(v == version for _, _, v in report.estimates)
         if live["n"] < expected or not live["mae"] <= 0.005:
             report.failures.append(f"sales: {version} measured {live}")
@@ -170,14 +222,22 @@ def check_sales(url: str, report: SmokeReport, wait: float = 15.0) -> None:
               help="Then report each estimate's own price as its sale and "
                    "check the live figures (a test server only: the sales "
                    "are fake).")
-def smoke_command(url, csv_path, wait, report_sales):
-    """Post every example to a running service and check every answer."""
+@click.option("--api-key", envvar="HOUSING_API_KEY", default=None,
+              help="An API key to send (its scopes: predict, and sales for "
+                   "--report-sales) [env: HOUSING_API_KEY].")
+def smoke_command(url, csv_path, wait, report_sales, api_key):
+    """Post every example to a running service and check every answer.
+
+    It keeps to the service's rate limits: it waits when a window is used
+    up, and retries a 429 after its Retry-After.
+    """
     if wait and not wait_until_ready(url, wait):
         fail(f"{url} was not ready within {wait:g} s")
     path = Path(csv_path or config()["DATA_DIR"] / "future_unseen_examples.csv")
-    report = run_smoke(url, path)
+    report = run_smoke(url, path, api_key=api_key)
     if report_sales and not report.failures:
         check_sales(url, report)
+    report.client.close()
     click.echo(report.summary())
     if report.failures:
         sys.exit(1)
