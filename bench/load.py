@@ -12,11 +12,12 @@ from stores import store_copy
 
 
 def wrk(args, url: str, path: str, bodies: Path, connections: int,
-        duration: int) -> dict:
+        duration: int, header: str | None = None) -> dict:
     """One wrk run with post_rows.lua; its JSON line, plus the load average."""
     threads = max(1, min(args.wrk_threads, connections))
     cmd = [args.wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s",
-           "--timeout", "10s", "-s", str(LUA), url, "--", path, str(bodies)]
+           "--timeout", "10s", "-s", str(LUA), url, "--", path, str(bodies),
+           *([header] if header else [])]
     proc = subprocess.run(cmd, capture_output=True, text=True,
                           timeout=duration + 120)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -28,8 +29,9 @@ def wrk(args, url: str, path: str, bodies: Path, connections: int,
     return result
 
 
-def check_predict(server: Server, row: dict, model: str | None) -> None:
-    status, body = call(server.url, "POST", "/v1/predict", row)
+def check_predict(server: Server, row: dict, model: str | None,
+                  headers: dict | None = None) -> None:
+    status, body = call(server.url, "POST", "/v1/predict", row, headers)
     if status != 200 or (model and body["model"]["name"] != model):
         raise RuntimeError(f"{server.label}: POST /v1/predict -> {status} "
                            f"{body}")
@@ -45,6 +47,8 @@ class Variant(NamedTuple):
     label: str
     env: dict
     production: bool
+    #: Keys required, and every request sends a known one.
+    api_key: bool = False
 
 
 def service_variants(args) -> tuple[list[Variant], bool | None]:
@@ -67,7 +71,29 @@ def service_variants(args) -> tuple[list[Variant], bool | None]:
         variants.append(Variant("service, log level WARNING",
                                 {**variants[0].env, "HOUSING_LOG_LEVEL": "WARNING"},
                                 False))
+    variants.append(Variant("service, API key required (X-API-Key)",
+                            {**variants[0].env, "HOUSING_REQUIRE_API_KEY": "true"},
+                            False, api_key=True))
     return variants, lean_default
+
+
+def api_key_for(work: Path) -> tuple[dict, str]:
+    """A database with one API key: the server's environment, and the header."""
+    import re
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="keys-", dir=work))
+    env = {**os.environ, "HOUSING_DATABASE_URL": f"sqlite:///{folder / 'housing.db'}"}
+    cli = str(Path(sys.executable).with_name("housing-api"))
+    subprocess.run([cli, "db", "upgrade"], env=env, check=True,
+                   capture_output=True)
+    out = subprocess.run([cli, "keys", "create", "--name", "bench", "--scope",
+                          "predict"], env=env, check=True, capture_output=True,
+                         text=True).stdout
+    (secret,) = re.findall(r"^key: (\S+)$", out, re.M)
+    return {"HOUSING_DATABASE_URL": env["HOUSING_DATABASE_URL"]}, \
+        f"X-API-Key: {secret}"
 
 
 def bench_predict(args, ctx, model: str, ceiling: Server) -> dict:
@@ -75,22 +101,31 @@ def bench_predict(args, ctx, model: str, ceiling: Server) -> dict:
     results = {}
     with ExitStack() as stack:
         sides = [ceiling]
+        headers = {}
         for variant in ctx["variants"]:
             store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+            env = variant.env
+            if variant.api_key:
+                key_env, headers[variant.label] = api_key_for(ctx["work"])
+                env = {**env, **key_env}
             sides.append(stack.enter_context(gunicorn(
-                variant.label, store, workers=args.workers, env=variant.env,
+                variant.label, store, workers=args.workers, env=env,
                 expect_version=ctx["versions"][model])))
         for side in sides:
+            header = headers.get(side.label)
             check_predict(side, ctx["rows"][0],
-                          None if side is ceiling else model)
-            wrk(args, side.url, "/v1/predict", ctx["single"], 16, args.warmup)
+                          None if side is ceiling else model,
+                          dict([header.split(": ", 1)]) if header else None)
+            wrk(args, side.url, "/v1/predict", ctx["single"], 16, args.warmup,
+                header)
         for c in args.connections:
             rounds = results.setdefault(str(c), [])
             for r in range(args.rounds):
                 row = {}
                 for side in sides:
                     row[side.label] = wrk(args, side.url, "/v1/predict",
-                                          ctx["single"], c, args.duration)
+                                          ctx["single"], c, args.duration,
+                                          headers.get(side.label))
                     say(f"  predict {model} c={c} round {r + 1}/{args.rounds} "
                         f"{side.label}: {short(row[side.label])}")
                 rounds.append(row)

@@ -1,6 +1,8 @@
 -- wrk script: POST real rows as JSON bodies, rotating through a JSON-lines
 -- file (one complete request body per line).
 --   wrk -t1 -c16 -d10s -s bench/post_rows.lua URL -- /v1/predict BODIES.jsonl
+-- An optional third argument, "Name: value", is sent as a header too (an
+-- API key, say).
 -- done() prints one JSON line: requests, req/s, latency percentiles (ms),
 -- and the errors wrk counted (non-2xx/3xx answers are under "non_2xx").
 
@@ -22,6 +24,10 @@ function init(args)
     error("usage: ... -- PATH BODIES.jsonl")
   end
   local headers = {["Content-Type"] = "application/json"}
+  if args[3] ~= nil then
+    local name, value = args[3]:match("^([^:]+):%s*(.*)$")
+    headers[name] = value
+  end
   for line in io.lines(file) do
     if #line > 0 then
       -- Render every HTTP request once; request() only hands them out.

@@ -61,7 +61,10 @@ def the_run(args, ctx, res: dict) -> list[str]:
         "`HOUSING_RATELIMIT_ENABLED=false` (the default 50 requests/s per "
         "client would cap the benchmark, not measure it). The production "
         "default logs one JSON line per request at INFO (to a file here); "
-        "`service, log level WARNING` is the same service without that line."
+        "`service, log level WARNING` is the same service without that line; "
+        "`service, API key required` requires keys and sends a known one in "
+        "every request (looked up in each worker's copy of the keys, no "
+        "database round trip)."
         + ("" if ctx["lean_default"] is None else
            " `HOUSING_LEAN_INFERENCE` is measured both ways; the default is "
            f"`{str(ctx['lean_default']).lower()}`."))
