@@ -8,9 +8,12 @@ from pathlib import Path
 
 import requests
 
+from concurrent.futures import ThreadPoolExecutor
+
 from conftest import TOKEN
 from housing_api.keys.records import PREFIX_LENGTH
 from servers import gunicorn_server
+from test_ops_e2e import SHARED_REDIS, shared_redis  # noqa: F401 (a fixture)
 
 HOUSING_API = Path(sys.executable).with_name("housing-api")
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -69,3 +72,29 @@ def test_a_revocation_reaches_every_worker_within_the_interval(model_dir, home):
         # choice, so only the bound is tested, not each worker's moment.)
         time.sleep(5.5)
         assert set(statuses(40)) == {403}
+
+
+def test_a_keys_quota_is_shared_by_every_worker_through_redis(
+        model_dir, tmp_path, home, shared_redis):  # noqa: F811
+    client, prefix = shared_redis
+    url = f"sqlite:///{tmp_path / 'housing.db'}"
+    env = {"HOUSING_DATABASE_URL": url, "HOUSING_REQUIRE_API_KEY": "true",
+           "HOUSING_RATELIMIT_STORAGE_URI": SHARED_REDIS,
+           "HOUSING_RATELIMIT_KEY_PREFIX": prefix}
+    cli(env, "db", "upgrade")
+    (secret,) = re.findall(r"^key: (\S+)$", cli(
+        env, "keys", "create", "--name", "q", "--scope", "predict",
+        "--quota", "6 per minute"), re.M)
+    with gunicorn_server(model_dir, env=env) as server:
+        def one(_):
+            return requests.post(f"{server.url}/v1/predict", json=home,
+                                 headers={"X-API-Key": secret}, timeout=30)
+
+        with ThreadPoolExecutor(3) as pool:
+            statuses = sorted(r.status_code for r in pool.map(one, range(10)))
+        # Keys are required: a request without one is a 401, never a 429.
+        assert requests.post(f"{server.url}/v1/predict", json=home,
+                             timeout=30).status_code == 401
+    # In memory each of the 2 workers would have granted 6.
+    assert statuses == [200] * 6 + [429] * 4, statuses
+    assert any(b"key:" in k for k in client.scan_iter(match=f"*{prefix}*"))
