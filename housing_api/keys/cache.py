@@ -8,15 +8,20 @@ takes effect within one interval) and writes what requests counted: per
 key and UTC day, requests and estimates, and when each key was last used
 (at most once a minute per key). While the database is away the copy
 stays as it was and the counts wait in memory; :meth:`close` (Gunicorn's
-``worker_exit``) writes what is left.
+``worker_exit``) writes what is left, or, the database still away, keeps
+it in a file in ``spool_dir`` that the next refresh of any process adds
+to its own counts.
 
 Fork safety as in ``monitoring.log``: the thread belongs to the process
 that starts it (Gunicorn's ``post_fork``; elsewhere the first lookup).
 """
+import json
 import logging
 import os
 import threading
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: A key's ``last_used_at`` is written at most this often (per process).
 LAST_USED_EVERY = timedelta(minutes=1)
+#: Files of usage counts that an exiting process could not write.
+KEPT_PREFIX = "key-usage-"
 
 
 class KeysUnavailableError(RuntimeError):
@@ -37,9 +44,10 @@ class KeysUnavailableError(RuntimeError):
 class KeyCache:
     """Every key by digest, kept fresh by a thread of this process."""
 
-    def __init__(self, engine, interval: float = 5.0):
+    def __init__(self, engine, interval: float = 5.0, spool_dir=None):
         self._engines = engine  # a db.ProcessEngine
         self.interval = float(interval)
+        self.spool_dir = Path(spool_dir) if spool_dir else None
         self._keys: dict[bytes, ApiKey] | None = None
         self._pid = None
         self._start_lock = threading.Lock()
@@ -110,6 +118,7 @@ class KeyCache:
         """Write the counts, then read every key again. The database away:
         the counts wait, and the keys read before stay."""
         try:
+            self._adopt_kept()
             self.flush()
         except Exception as exc:  # the thread must outlive anything
             log.warning("API key usage not written yet (%s)", type(exc).__name__)
@@ -146,8 +155,45 @@ class KeyCache:
         try:
             self.flush()
         except Exception as exc:
-            log.warning("API key usage of this process not written (%s)",
+            self._keep(exc)
+
+    def _keep(self, exc: Exception) -> None:
+        """The counts the database did not take, to a file for later."""
+        with self._lock:
+            counts, self._usage = self._usage, _UsageCounts()
+        rows = [[key_id, day.isoformat(), requests, estimates]
+                for (key_id, day), (requests, estimates) in counts.items()]
+        if not rows:
+            return
+        if self.spool_dir is None:
+            log.warning("API key usage of this process lost (%s)",
                         type(exc).__name__)
+            return
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        path = self.spool_dir / f"{KEPT_PREFIX}{os.getpid()}-{uuid.uuid4().hex}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows))
+        os.replace(tmp, path)  # whole, or not there
+        log.warning("API key usage not written (%s); kept in %s",
+                    type(exc).__name__, path)
+
+    def _adopt_kept(self) -> None:
+        """Add the counts exited processes kept on disk to this one's."""
+        if self.spool_dir is None or not self.spool_dir.is_dir():
+            return
+        for path in self.spool_dir.glob(f"{KEPT_PREFIX}*.json"):
+            claimed = path.with_name(f"claimed-{os.getpid()}-{path.name}")
+            try:
+                os.rename(path, claimed)  # one process wins each file
+            except FileNotFoundError:
+                continue
+            rows = json.loads(claimed.read_text())
+            with self._lock:
+                for key_id, day, requests, estimates in rows:
+                    counts = self._usage[(key_id, date.fromisoformat(day))]
+                    counts[0] += requests
+                    counts[1] += estimates
+            claimed.unlink()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

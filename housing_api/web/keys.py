@@ -42,7 +42,8 @@ def init_app(app) -> None:
     """Put this process's :class:`KeyCache` on the app; check keys first."""
     app.extensions["housing_keys"] = KeyCache(
         app.extensions["housing_db"],
-        interval=app.config["API_KEY_REFRESH_INTERVAL"])
+        interval=app.config["API_KEY_REFRESH_INTERVAL"],
+        spool_dir=app.config["PREDICTION_LOG_SPOOL_DIR"])
     app.before_request(authenticate)
     app.after_request(count_use)
 

@@ -165,3 +165,37 @@ def test_known_and_unknown_keys_take_the_same_time(engine, cache):
     medians = {s: statistics.median(t) for s, t in samples.items()}
     spread = max(medians.values()) / min(medians.values())
     assert spread < 1.5, medians
+
+
+def test_counts_of_a_process_that_exits_during_an_outage_are_kept(
+        database_url, engine, tmp_path, monkeypatch):
+    engines, spool = ProcessEngine(database_url), tmp_path / "spool"
+    key, secret = create_key(engine, "a", ["predict"])
+    exiting = KeyCache(engines, interval=3600, spool_dir=spool)
+    exiting.lookup(secret)
+    exiting.record_use(key, 3)
+    exiting.record_use(key, 2)
+
+    def away(*args):
+        raise OperationalError("INSERT", {}, ConnectionRefusedError())
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cache_module, "_write_usage", away)
+        exiting.close()  # a worker's exit, the database still away
+        assert usage_rows(engine) == []
+        (kept,) = spool.glob("key-usage-*.json")
+        # A process starting meanwhile takes the file, and keeps the counts
+        # while the database stays away (in memory, then in a file again).
+        waiting = KeyCache(engines, interval=3600, spool_dir=spool)
+        waiting.lookup(secret)
+        assert not kept.exists()
+        waiting.close()
+    # The next process, the database back, writes them.
+    successor = KeyCache(engines, interval=3600, spool_dir=spool)
+    try:
+        successor.lookup(secret)
+        assert usage_rows(engine) == [(key.id, 2, 5)]
+        assert list(spool.iterdir()) == []
+    finally:
+        successor.close()
+        engines.dispose()
