@@ -8,6 +8,7 @@ import click
 
 from .context import config, fail
 
+#: keys.SCOPES, written out: importing it would load SQLAlchemy for --help.
 SCOPES = ("predict", "sales", "admin")
 
 

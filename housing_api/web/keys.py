@@ -44,6 +44,9 @@ def init_app(app) -> None:
         app.extensions["housing_db"],
         interval=app.config["API_KEY_REFRESH_INTERVAL"],
         spool_dir=app.config["PREDICTION_LOG_SPOOL_DIR"])
+    # The guard's limits, parsed once (none when rate limiting is off).
+    app.extensions["housing_key_guard"] = parse_many(
+        app.config["API_KEY_FAILURE_LIMIT"]) if app.config["RATELIMIT_ENABLED"] else []
     app.before_request(authenticate)
     app.after_request(count_use)
 
@@ -119,10 +122,7 @@ def authorize(scope: str, *, required: bool = True, secret: str | None = None):
 
 
 def _failure_limits():
-    """The guard's limits (none when rate limiting is switched off)."""
-    if not current_app.config["RATELIMIT_ENABLED"]:
-        return []
-    return parse_many(current_app.config["API_KEY_FAILURE_LIMIT"])
+    return current_app.extensions["housing_key_guard"]
 
 
 def _guard() -> None:
