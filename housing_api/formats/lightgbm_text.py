@@ -19,6 +19,10 @@ class LightGBMRegressor:
         # One thread: the Gunicorn workers are the parallelism.
         return self.booster.predict(X, num_threads=1)
 
+    def contributions(self, X):
+        """TreeSHAP values per feature, then the expected value (per row)."""
+        return self.booster.predict(X, num_threads=1, pred_contrib=True)
+
 
 def dump_lightgbm(booster) -> bytes:
     """Serialize a LightGBM booster (or fitted LGBMRegressor) to its text format."""

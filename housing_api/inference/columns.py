@@ -10,6 +10,8 @@ CLIENT_COLUMNS = (
     "yr_renovated", "zipcode", "lat", "long", "sqft_living15", "sqft_lot15",
 )
 NUMERIC_COLUMNS = tuple(c for c in CLIENT_COLUMNS if c != "zipcode")
+#: The numeric columns that are not whole numbers.
+FRACTIONAL_COLUMNS = ("bathrooms", "floors", "lat", "long")
 
 #: The sales columns Sound Realty's reference model uses.
 SALES_FEATURES = (

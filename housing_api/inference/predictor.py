@@ -1,11 +1,18 @@
 """A loaded model version: client columns in, prices and ranges out."""
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+from .comparables import DEFAULT_K, TrainingSales, similarity
 from .demographics import Demographics
+from .explain import (
+    ExplanationUnavailable, NeighbourExplainer, TreeExplainer, neighbour_explainer,
+)
 from .features import FeatureSet
+
+log = logging.getLogger(__name__)
 
 
 #: How each kind of model output becomes a price in USD.
@@ -32,8 +39,9 @@ class Predictor:
 
     ``estimator`` is anything with ``predict(X)``; the metadata's ``target``
     says what it predicts (``price``, the default, or ``log_price_per_sqft``).
-    ``context`` is fitted state the feature set needs. The model store builds
-    both from the version folder. Knows nothing about HTTP.
+    ``context`` is fitted state the feature set needs; ``sales`` the sales
+    it was trained on (comparable sales, and the k-NN's neighbours). The
+    model store builds them from the version folder. Knows nothing about HTTP.
     """
 
     def __init__(
@@ -45,6 +53,7 @@ class Predictor:
         feature_set: FeatureSet,
         demographics: Demographics,
         context=None,
+        sales: TrainingSales | None = None,
     ):
         self.version = version
         self.metadata = metadata
@@ -76,6 +85,28 @@ class Predictor:
             (name, float(lo), float(hi))
             for name, (lo, hi) in metadata["input_ranges"].items()
         ]
+        self.explainer = self._explainer(sales)
+        self.sales = sales
+        if isinstance(self.explainer, NeighbourExplainer) and sales is not None \
+                and not np.array_equal(sales.price, self.explainer.targets):
+            log.warning("the sales stored with %s are not the k-NN's training "
+                        "rows; serving it without comparable sales", version)
+            self.sales = None
+
+    def _explainer(self, sales):
+        if hasattr(self.estimator, "contributions"):
+            groups, fold = self.feature_set.folding(self.demographics)
+            log_sqft = sales.log_sqft if sales is not None else getattr(
+                self.context, "log_sqft", None)
+            return TreeExplainer(
+                self.estimator, fold, groups, self.target,
+                None if log_sqft is None else float(np.mean(log_sqft)))
+        if self.target != "price":
+            return None
+        try:
+            return neighbour_explainer(self.estimator)
+        except ExplanationUnavailable:
+            return None
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -100,6 +131,41 @@ class Predictor:
             level=self.level,
             warnings=self.range_warnings(columns, len(price)),
         )
+
+    def explain(self, columns: Mapping[str, np.ndarray], price: np.ndarray,
+                k: int = DEFAULT_K) -> list[dict]:
+        """Why each price: ``{"explanation", "comparables"}`` per home.
+
+        ``price`` is what :meth:`predict` answered for ``columns``. The
+        comparables are the ``k`` most similar training sales (a k-NN's own
+        neighbours), or None for a version stored without its sales.
+        """
+        if self.explainer is None:
+            raise ExplanationUnavailable(f"{self.name} has no explainer")
+        features = self.features(columns)
+        n = len(price)
+        homes = [{name: values[i] for name, values in columns.items()}
+                 for i in range(n)]
+        if isinstance(self.explainer, NeighbourExplainer):
+            explanations = self.explainer.explain(features, columns, price,
+                                                  self.sales)
+            comparables = [None] * n
+            if self.sales is not None:
+                dist, rows = self.explainer.kneighbors(features, k)
+                comparables = [self.sales.describe(rows[i], homes[i],
+                                                   similarity(dist[i]))
+                               for i in range(n)]
+        else:
+            explanations = self.explainer.explain(features, columns, price)
+            comparables = [None] * n
+            if self.sales is not None:
+                comparables = []
+                for home in homes:
+                    rows, dist = self.sales.nearest(home, k)
+                    comparables.append(self.sales.describe(rows, home,
+                                                           similarity(dist)))
+        return [{"explanation": e, "comparables": c}
+                for e, c in zip(explanations, comparables)]
 
     def range_warnings(self, columns, n: int) -> list[list[str]]:
         """Say, per home, which inputs lie outside the training data's range."""

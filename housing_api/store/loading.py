@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import formats
+from ..inference.comparables import SALES_FILE, TrainingSales
 from ..inference.demographics import Demographics
 from ..inference.features import UnknownFeatureSetError, get_feature_set
 from ..inference.predictor import Predictor
@@ -55,6 +56,8 @@ def load_version(folder: Path, version: str, lean: bool = True) -> Predictor:
         extra = {}
         if context_file:
             extra["context"] = _load_context(feature_set, folder / context_file)
+        if SALES_FILE in checksums:  # versions stored before it have none
+            extra["sales"] = _load_sales(folder / SALES_FILE)
         return Predictor(
             version=version,
             metadata=metadata,
@@ -76,6 +79,13 @@ def load_version(folder: Path, version: str, lean: bool = True) -> Predictor:
 def _load_context(feature_set, path: Path):
     try:
         return feature_set.load_context(path)
+    except Exception as exc:
+        raise InvalidModelError(f"cannot load {path.name}: {exc}") from exc
+
+
+def _load_sales(path: Path) -> TrainingSales:
+    try:
+        return TrainingSales.from_npz(path)
     except Exception as exc:
         raise InvalidModelError(f"cannot load {path.name}: {exc}") from exc
 

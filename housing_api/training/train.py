@@ -14,6 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import RobustScaler
 
 from .. import formats
+from ..inference.comparables import SALES_FILE, TrainingSales
 from ..inference.demographics import Demographics
 from ..inference.features import get_feature_set
 from ..inference.predictor import Predictor
@@ -53,10 +54,15 @@ def fitted(files, metadata, estimator, feature_set, demographics, sales, rows,
         "inputs": list(feature_set.inputs),
         "input_ranges": input_ranges(take(sales.columns, rows)),
     }
+    # The training sales, row for row: comparable sales for explanations,
+    # and the k-NN's neighbours.
+    trained_on = TrainingSales.from_columns(
+        take(sales.columns, rows), sales.price[rows],
+        sales.frame["date"].to_numpy()[rows])
     predictor = Predictor(version="unsaved", metadata=metadata, estimator=estimator,
                           feature_set=feature_set, demographics=demographics,
-                          context=context)
-    return Fitted(files, metadata, predictor)
+                          context=context, sales=trained_on)
+    return Fitted({**files, SALES_FILE: trained_on.to_npz()}, metadata, predictor)
 
 
 def fit_reference(sales: Sales, demographics: Demographics, rows: np.ndarray,

@@ -17,7 +17,7 @@ from .base import FeatureSet
 from .engineered_one import engineer_one
 from .engineered_spec import (
     DEMOGRAPHIC_NAMES, FEATURE_NAMES, LANDMARKS_KM, REFERENCE_YEAR,
-    ROTATION_DEGREES, to_km,
+    ROTATION_DEGREES, feature_sources, to_km,
 )
 from .neighbours import NeighbourContext, neighbour_features
 
@@ -120,3 +120,24 @@ class EngineeredFeatures(FeatureSet):
         # forks), so that the workers share it instead of each building one.
         context.one_home()
         return context
+
+    def sources(self, demographics):
+        return feature_sources()
+
+    def folding(self, demographics):
+        groups, shared = super().folding(demographics)
+        update = FEATURE_NAMES.index("years_since_update")
+        built, renovated = groups.index("yr_built"), groups.index("yr_renovated")
+
+        def fold(values, columns):
+            # Shared equally, then moved wholly to the later of the two years.
+            folded = shared(values, columns)
+            half = np.asarray(values)[:, update] / 2
+            later = (np.asarray(columns["yr_renovated"], dtype=np.float64)
+                     > np.asarray(columns["yr_built"], dtype=np.float64))
+            moved = np.where(later, half, -half)
+            folded[:, built] -= moved
+            folded[:, renovated] += moved
+            return folded
+
+        return groups, fold

@@ -67,6 +67,43 @@ def feature_names() -> list[str]:
 
 FEATURE_NAMES = tuple(feature_names())
 
+_LOCATION = ("lat", "long")
+
+
+def feature_sources() -> dict[str, tuple[str, ...]]:
+    """For each feature, the client columns it is computed from.
+
+    The demographics come from the zipcode: one ``neighbourhood`` source.
+    The neighbourhood prices summarise the training sales nearest to the
+    home's lat and long. ``years_since_update`` counts from the later of
+    ``yr_built`` and ``yr_renovated``: it is listed with both, and
+    explanations give it to the one that is later.
+    """
+    sources = {name: (name,) for name in CLIENT_COLUMNS}
+    sources.update({
+        "age": ("yr_built",),
+        "renovated": ("yr_renovated",),
+        "years_since_update": ("yr_built", "yr_renovated"),
+        "log_sqft_living": ("sqft_living",),
+        "log_sqft_lot": ("sqft_lot",),
+        "log_sqft_above": ("sqft_above",),
+        "log_sqft_living15": ("sqft_living15",),
+        "log_sqft_lot15": ("sqft_lot15",),
+        "living_over_living15": ("sqft_living", "sqft_living15"),
+        "lot_over_lot15": ("sqft_lot", "sqft_lot15"),
+        "living_over_lot": ("sqft_living", "sqft_lot"),
+        "basement_fraction": ("sqft_basement", "sqft_living"),
+        "sqft_per_bedroom": ("sqft_living", "bedrooms"),
+        "bathrooms_per_bedroom": ("bathrooms", "bedrooms"),
+        "x_km": ("long",),
+        "y_km": ("lat",),
+    })
+    for name in FEATURE_NAMES:
+        if name.startswith(("rot_", "dist_", "bearing_", "nb")):
+            sources[name] = _LOCATION
+    sources.update({name: ("neighbourhood",) for name in DEMOGRAPHIC_NAMES})
+    return sources
+
 
 def to_km(lat: np.ndarray, long: np.ndarray) -> np.ndarray:
     x = (np.asarray(long, dtype=np.float64) - LON0) * KM_PER_DEG_LON

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..columns import SALES_FEATURES
-from .base import FeatureSet
+from .base import NEIGHBOURHOOD, FeatureSet
 
 
 class ReferenceFeatures(FeatureSet):
@@ -21,3 +21,7 @@ class ReferenceFeatures(FeatureSet):
             out[:, j] = columns[name]
         out[:, len(SALES_FEATURES):] = demo
         return out
+
+    def sources(self, demographics):
+        return {**{name: (name,) for name in SALES_FEATURES},
+                **{name: (NEIGHBOURHOOD,) for name in demographics.columns}}

@@ -9,6 +9,9 @@ import threading
 
 import numpy as np
 
+# C_API_PREDICT_NORMAL and C_API_PREDICT_CONTRIB of LightGBM's c_api.h.
+_NORMAL, _CONTRIB = 0, 3
+
 
 class LeanBooster:
     """Low-overhead exact ``predict`` for a LightGBM ``Booster``.
@@ -84,20 +87,28 @@ class LeanBooster:
             raise RuntimeError(self._lib.LGBM_GetLastError().decode())
         return res.copy()
 
-    def _predict_mat(self, X):
+    def contributions(self, X):
+        """``booster.predict(X, pred_contrib=True)``: TreeSHAP values, one
+        column per feature, then the expected value."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, self.n_features_in_)
+        return self._predict_mat(X, _CONTRIB, self.n_features_in_ + 1)
+
+    def _predict_mat(self, X, predict_type=_NORMAL, n_out=None):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected (n, {self.n_features_in_}), got {X.shape}")
+        n_out = self._n_out if n_out is None else n_out
         X = np.ascontiguousarray(X)
         nrow = X.shape[0]
-        preds = np.empty(nrow * self._n_out, dtype=np.float64)
+        preds = np.empty(nrow * n_out, dtype=np.float64)
         out_len = ctypes.c_int64(0)
         self._safe_call(self._lib.LGBM_BoosterPredictForMat(
             self._handle, ctypes.c_void_p(X.ctypes.data), ctypes.c_int(1),
             ctypes.c_int32(nrow), ctypes.c_int32(X.shape[1]), ctypes.c_int(1),
-            ctypes.c_int(0), ctypes.c_int(0), ctypes.c_int(self._num_iter),
-            ctypes.c_char_p(self._param), ctypes.byref(out_len),
+            ctypes.c_int(predict_type), ctypes.c_int(0),
+            ctypes.c_int(self._num_iter), ctypes.c_char_p(self._param),
+            ctypes.byref(out_len),
             preds.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
-        return preds if self._n_out == 1 else preds.reshape(nrow, -1)
+        return preds if n_out == 1 else preds.reshape(nrow, -1)
 
     def __del__(self):
         lib = getattr(self, "_lib", None)

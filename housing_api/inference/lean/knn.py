@@ -162,6 +162,19 @@ class LeanKNN:
 
     # -- public -----------------------------------------------------------
 
+    @property
+    def n_neighbors(self) -> int:
+        return self._k
+
+    @property
+    def weights(self):
+        return self._weights
+
+    @property
+    def targets(self) -> np.ndarray:
+        """The training targets, by training row."""
+        return self._y
+
     def predict(self, X):
         """Predict like ``pipeline.predict`` for rows of X (2-D, or 1-D = 1 row)."""
         Xs = self._scale_rows(X)
@@ -172,12 +185,20 @@ class LeanKNN:
             dist, ind = res if isinstance(res, tuple) else (None, res)
         return self._aggregate(dist, ind)
 
-    def kneighbors(self, X):
-        """(distances, indices) exactly as ``KNeighborsRegressor.kneighbors``."""
+    def kneighbors(self, X, k=None):
+        """(distances, indices) exactly as ``KNeighborsRegressor.kneighbors``
+        with ``n_neighbors=k`` (the fitted number by default)."""
+        k = self._k if k is None else int(k)
+        if not 0 < k <= len(self._y):
+            raise ValueError(f"k must be in [1, {len(self._y)}], got {k}")
         Xs = self._scale_rows(X)
         if self._method != "brute":
-            return self._tree.query(Xs, self._k, True)
-        return self._kneighbors_brute(Xs, True, exact_order=True)
+            return self._tree.query(Xs, k, True)
+        if k == self._k:
+            return self._kneighbors_brute(Xs, True, exact_order=True)
+        return ArgKmin.compute(X=Xs, Y=self._Y, k=k, metric=self._metric,
+                               metric_kwargs={}, strategy="auto",
+                               return_distance=True)
 
     # -- internals --------------------------------------------------------
 
