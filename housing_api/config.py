@@ -15,6 +15,8 @@ DATA_DIR = "data"
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024
 #: Most homes accepted in one batch request.
 MAX_BATCH_ROWS = 10_000
+#: Most homes in one batch with ``explain=true`` (each costs milliseconds).
+MAX_EXPLAINED_ROWS = 1_000
 #: Seconds between checks of ``model/CURRENT`` by the Gunicorn master.
 MODEL_WATCH_INTERVAL = 3.0
 

@@ -74,6 +74,10 @@ class Parser(FlaskParser):
             if argmap not in self._instances:
                 self._instances[argmap] = argmap()
             argmap = self._instances[argmap]
+        empty = getattr(argmap, "EMPTY", None)
+        if empty is not None and location == "query" and not (
+                req or self.get_default_request()).args:
+            return dict(empty)  # the common case: no query string at all
         fast_load = getattr(argmap, "fast_load", None)
         if fast_load is not None and (location or self.location) == "json":
             data = self.load_json(req or self.get_default_request(), argmap)

@@ -8,11 +8,14 @@ from flask_smorest import abort
 from marshmallow import ValidationError
 
 from ..inference.columns import records_to_columns
+from ..inference.explain import ExplanationUnavailable
 from . import keys, prediction_log
 from .api import Blueprint
+from .schemas.explain import EXPLAINED_EXAMPLE
 from .schemas import (
-    BatchPredictionSchema, BatchSchema, FeaturesSchema, HomeSchema,
-    MinimalHomeSchema, ModelInfoSchema, PredictionSchema, ZipcodesSchema,
+    BatchPredictionSchema, BatchSchema, ExplainQuerySchema, FeaturesSchema,
+    HomeSchema, MinimalHomeSchema, ModelInfoSchema, PredictionSchema,
+    ZipcodesSchema,
 )
 
 blp = Blueprint(
@@ -77,9 +80,24 @@ def _model_ref(predictor) -> dict:
     return {"name": predictor.name, "version": predictor.version}
 
 
-def _estimates(predictor, records) -> list[dict]:
+#: Documents and parses ``?explain=true&k=5`` (see ExplainQuerySchema).
+explain_query = blp.arguments(ExplainQuerySchema, location="query", as_kwargs=True)
+
+
+def _explained(predictor, columns, price, k):
+    try:
+        return predictor.explain(columns, price, k)
+    except ExplanationUnavailable:
+        abort(422, message="The active model version cannot be explained.",
+              errors={"query": {"explain": [
+                  f"{predictor.name} has no explanation method."]}})
+
+
+def _estimates(predictor, records, explain=False, k=None) -> list[dict]:
+    """The estimates of ``records``; with ``explain``, why (``k`` comparables)."""
     columns = records_to_columns(records)
     result = predictor.predict(columns)
+    details = _explained(predictor, columns, result.price, k) if explain else None
     current_app.extensions["housing_metrics"].observe_predictions(
         request.endpoint, predictor.version, columns, result.price)
     estimates = [
@@ -93,6 +111,9 @@ def _estimates(predictor, records) -> list[dict]:
             result.price, result.lower, result.upper, result.warnings
         )
     ]
+    if details is not None:
+        for estimate, detail in zip(estimates, details):
+            estimate.update(detail)
     g.estimates = len(estimates)  # for the key's usage
     ids = prediction_log.record(predictor, records, result)
     if ids is not None:
@@ -101,12 +122,13 @@ def _estimates(predictor, records) -> list[dict]:
     return estimates
 
 
-def _single(predictor, home):
+def _single(predictor, home, explain, k):
     _reject_unknown_zipcodes(predictor, [home], "json", many=False)
     # jsonify directly: the body is already in PredictionSchema's shape, and
     # dumping it through marshmallow again would double the cost of a request.
-    return jsonify({**_estimates(predictor, [home])[0], "currency": "USD",
-                    "model": _model_ref(predictor), "request_id": g.request_id})
+    return jsonify({**_estimates(predictor, [home], explain, k)[0],
+                    "currency": "USD", "model": _model_ref(predictor),
+                    "request_id": g.request_id})
 
 
 @blp.route("/predict")
@@ -118,19 +140,25 @@ class Predict(MethodView):
         "yr_renovated": 0, "zipcode": "98118", "lat": 47.5354, "long": -122.273,
         "sqft_living15": 1560, "sqft_lot15": 5765,
     })
-    @blp.response(200, PredictionSchema)
-    @blp.alt_response(422, description="A field is invalid or the zipcode "
-                                       "unknown; `errors` names each field.")
+    @explain_query
+    @blp.response(200, PredictionSchema, example=EXPLAINED_EXAMPLE)
+    @blp.alt_response(422, description="A field or query parameter is invalid, "
+                                       "or the zipcode unknown; `errors` names "
+                                       "each one.")
     @blp.alt_response(503, description="No model version is loaded yet.")
-    def post(self, home):
+    def post(self, home, explain, k):
         """Estimate the sale price of one home
 
         Send the 18 columns of `future_unseen_examples.csv`; the service adds
         the zipcode's demographics itself. The answer carries the price in
         USD, an 80% interval, the model version that made it, and warnings
-        for inputs outside the range seen in training.
+        for inputs outside the range seen in training. With `explain=true`
+        it also says why (`explanation`: a baseline and each input's effect
+        in dollars, adding up to the price to the cent; for the reference
+        k-NN, the 5 sales it averaged) and lists the `k` most similar sales
+        of the training data (`comparables`); see docs/explanations.md.
         """
-        return _single(active_predictor(), home)
+        return _single(active_predictor(), home, explain, k)
 
 
 @blp.route("/predict/minimal")
@@ -139,17 +167,19 @@ class PredictMinimal(MethodView):
         "bedrooms": 4, "bathrooms": 1.0, "sqft_living": 1680, "sqft_lot": 5043,
         "floors": 1.5, "sqft_above": 1680, "sqft_basement": 0, "zipcode": "98118",
     })
+    @explain_query
     @blp.response(200, PredictionSchema)
     @blp.alt_response(422, description="A field is missing, not used by the "
-                                       "active model, or invalid.")
+                                       "active model, or invalid; or a query "
+                                       "parameter is invalid.")
     @blp.alt_response(503, description="No model version is loaded yet.")
-    def post(self, home):
+    def post(self, home, explain, k):
         """Estimate a price from only the columns the model uses
 
         The fields are those `GET /v1/features` lists under `minimal` for
         the active model version (the reference model reads the 7 sales
         columns and the zipcode). Every one of them is required; any other
-        field is rejected.
+        field is rejected. `explain=true` works as on `POST /v1/predict`.
         """
         predictor = active_predictor()
         inputs = predictor.inputs
@@ -160,7 +190,7 @@ class PredictMinimal(MethodView):
             abort(422, message="The fields do not match the active model's "
                                "minimal contract (GET /v1/features).",
                   errors={"json": errors})
-        return _single(predictor, home)
+        return _single(predictor, home, explain, k)
 
 
 def _load_batch_json():
@@ -260,26 +290,37 @@ class Batch(MethodView):
             }},
         },
     })
+    @explain_query
     @blp.response(200, BatchPredictionSchema)
-    @blp.alt_response(422, description="A row is invalid; `errors` is keyed "
-                                       "by row index. Nothing is predicted.")
+    @blp.alt_response(422, description="A row is invalid (`errors` is keyed by "
+                                       "row index), a query parameter is "
+                                       "invalid, or the batch too long. "
+                                       "Nothing is predicted.")
     @blp.alt_response(503, description="No model version is loaded yet.")
-    def post(self):
+    def post(self, explain, k):
         """Estimate prices for many homes at once
 
         Send `{"instances": [home, ...]}` as JSON, or the rows of a CSV with
         the header of `future_unseen_examples.csv`, either as a `text/csv`
         body or as the multipart field `file`. All homes are predicted in one
         call; one invalid row rejects the whole batch with errors keyed by
-        its row index (from 0).
+        its row index (from 0). With `explain=true` (at most 1,000 homes),
+        every estimate says why, as on `POST /v1/predict`.
         """
         predictor = active_predictor()
         if request.mimetype == JSON:
             records, path = _load_batch_json()
         else:
             records, path = _load_batch_csv()
+        limit = current_app.config["MAX_EXPLAINED_ROWS"]
+        if explain and len(records) > limit:
+            rows = "instances" if path[0] == "json" else "rows"
+            abort(422, message=f"At most {limit} homes per batch with "
+                               "explain=true; split the batch.",
+                  errors={path[0]: {rows: [
+                      f"Longer than maximum length {limit} with explain=true."]}})
         _reject_unknown_zipcodes(predictor, records, *path)
-        return jsonify({"predictions": _estimates(predictor, records),
+        return jsonify({"predictions": _estimates(predictor, records, explain, k),
                         "count": len(records), "currency": "USD",
                         "model": _model_ref(predictor), "request_id": g.request_id})
 

@@ -3,6 +3,10 @@ from .admin import (
     ActivationSchema, JobSchema, ModelListSchema, ModelUploadSchema,
     TrainRequestSchema, UploadSchema, VersionSchema,
 )
+from .explain import (
+    ComparableSchema, EffectSchema, ExplainQuerySchema, ExplanationSchema,
+    NeighbourSchema,
+)
 from .fields import MIN_YEAR, openapi_property
 from .homes import BatchSchema, HomeSchema, MinimalHomeSchema
 from .keys import (
@@ -21,13 +25,14 @@ from .responses import (
 )
 
 __all__ = [
-    "ActivationSchema", "BinSchema", "DriftQuerySchema", "DriftSchema",
+    "ActivationSchema", "BinSchema", "ComparableSchema", "DriftQuerySchema",
+    "DriftSchema", "EffectSchema", "ExplainQuerySchema", "ExplanationSchema",
     "FeatureDriftSchema", "BatchPredictionSchema", "BatchSchema", "EstimateSchema",
     "FeaturesSchema", "FieldSpecSchema", "HealthSchema", "HomeSchema",
     "IntervalSchema", "JobSchema", "KeyCreateSchema", "KeyCreatedSchema",
     "KeyListSchema", "KeyRotateSchema", "KeyRotatedSchema", "KeySchema",
-    "LiveFiguresSchema", "MIN_YEAR",
-    "MinimalHomeSchema", "PerformanceQuerySchema", "PerformanceSchema",
+    "LiveFiguresSchema", "MIN_YEAR", "MinimalHomeSchema", "NeighbourSchema",
+    "PerformanceQuerySchema", "PerformanceSchema",
     "SaleSchema", "SalesReceiptSchema", "SalesSchema",
     "ModelInfoSchema", "ModelListSchema", "ModelRefSchema", "ModelUploadSchema",
     "PredictionSchema", "TrainRequestSchema", "UploadSchema", "VersionSchema",

@@ -1,6 +1,8 @@
 """What the predict and health endpoints answer."""
 from marshmallow import Schema, fields
 
+from .explain import ExplanationSchema, ComparableSchema
+
 
 class IntervalSchema(Schema):
     lower = fields.Float(metadata={"description": "Lower bound, USD."})
@@ -28,6 +30,13 @@ class EstimateSchema(Schema):
         fields.String(),
         metadata={"description": "Inputs outside the range seen in training."},
     )
+    explanation = fields.Nested(ExplanationSchema, metadata={
+        "description": "With explain=true: why this price."})
+    comparables = fields.List(
+        fields.Nested(ComparableSchema), allow_none=True,
+        metadata={"description": "With explain=true: the k training sales most "
+                                 "like the home, most similar first; null for a "
+                                 "version stored without its sales."})
 
 
 class PredictionSchema(EstimateSchema):
