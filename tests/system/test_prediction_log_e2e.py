@@ -404,6 +404,8 @@ def test_a_killed_worker_loses_about_one_flush_interval_at_most(
     assert len(rows) == len(set(rows))
     # Only requests in flight on the killed worker failed.
     assert len(load.failures) <= CLIENTS, load.failures
-    assert all(f[0] == "ConnectionError" for f in load.failures), load.failures
+    # Refused, or cut off mid-answer: either way, the connection the kill closed.
+    assert all(f[0] in ("ConnectionError", "ChunkedEncodingError")
+               for f in load.failures), load.failures
     assert spooled_rows(spool_dir) == 0, sorted(spool_dir.iterdir())
     assert not list(spool_dir.glob("rejected-*")), log[-3000:]
