@@ -161,9 +161,13 @@ class NeighbourExplainer:
             w = np.ones_like(dist)
         return w / w.sum(axis=1, keepdims=True)
 
-    def explain(self, features, columns, price, sales=None) -> list[dict]:
-        """The neighbours behind each prediction, with their shares in cents."""
-        dist, rows = self.kneighbors(features, self.n_neighbors)
+    def explain(self, features, columns, price, sales=None,
+                neighbours=None) -> list[dict]:
+        """The neighbours behind each prediction, with their shares in cents.
+
+        ``neighbours``: ``kneighbors(features, n_neighbors)``, if known.
+        """
+        dist, rows = neighbours or self.kneighbors(features, self.n_neighbors)
         shares = self.shares(dist)
         out = []
         for i, p in enumerate(price):

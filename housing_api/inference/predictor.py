@@ -147,11 +147,13 @@ class Predictor:
         homes = [{name: values[i] for name, values in columns.items()}
                  for i in range(n)]
         if isinstance(self.explainer, NeighbourExplainer):
+            own = self.explainer.kneighbors(features, self.explainer.n_neighbors)
             explanations = self.explainer.explain(features, columns, price,
-                                                  self.sales)
+                                                  self.sales, own)
             comparables = [None] * n
             if self.sales is not None:
-                dist, rows = self.explainer.kneighbors(features, k)
+                dist, rows = own if k == self.explainer.n_neighbors else \
+                    self.explainer.kneighbors(features, k)
                 comparables = [self.sales.describe(rows[i], homes[i],
                                                    similarity(dist[i]))
                                for i in range(n)]

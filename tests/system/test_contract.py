@@ -324,21 +324,22 @@ def _predict_cases(path):
     def post(client, **kwargs):
         return client.post(path, **kwargs)
 
+    def with_query(query):
+        return lambda apps, mp: post(apps.main, query_string=query,
+                                     json=BODIES[path])
+
     return {
         **_key_cases("POST", path, "sales", json=BODIES[path]),
         200: (lambda apps, mp: post(apps.main, json=BODIES[path]),
-              lambda apps, mp: post(apps.main, query_string="explain=true&k=3",
-                                    json=BODIES[path])),
+              with_query("explain=true&k=3")),
         400: lambda apps, mp: post(apps.main, data="{not json",
                                    content_type="application/json"),
         413: lambda apps, mp: post(apps.small, data="[" + " " * 5000 + "]",
                                    content_type="application/json"),
         415: lambda apps, mp: post(apps.main, data="x", content_type="text/plain"),
         422: (lambda apps, mp: post(apps.main, json=BAD[path]),
-              *(lambda apps, mp, query=query: post(apps.main, query_string=query,
-                                                  json=BODIES[path])
-                for query in ("explain=maybe", "explain=true&k=0",
-                              "explain=true&k=1000"))),
+              *(with_query(query) for query in (
+                  "explain=maybe", "explain=true&k=0", "explain=true&k=1000"))),
         429: _twice(lambda c: post(c, json=BODIES[path])),
         503: lambda apps, mp: post(apps.no_model, json=BODIES[path]),
     }
