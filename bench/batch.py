@@ -21,7 +21,7 @@ def lean_option(ctx) -> list[str]:
 class InProcess:
     """``n`` single-thread processes running inprocess.py, in step."""
 
-    def __init__(self, args, ctx, model: str, n: int):
+    def __init__(self, args, ctx, model: str, n: int, explain: bool = False):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1"}
         self.procs = [subprocess.Popen(
@@ -29,7 +29,7 @@ class InProcess:
              "--model-dir", str(ctx["source"]),
              "--version", ctx["versions"][model],
              "--bodies", str(ctx["batch"]), "--duration", str(args.duration),
-             *lean_option(ctx)],
+             *lean_option(ctx), *(["--explain"] if explain else [])],
             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True) for _ in range(n)]
         self.info = [self._line(p) for p in self.procs]
@@ -89,3 +89,18 @@ def bench_batch(args, ctx, model: str) -> dict:
             finally:
                 pool.close()
     return results
+
+
+def bench_explain(args, ctx, model: str) -> dict:
+    """One process: batch predict, then with every home explained too."""
+    out = {}
+    for explain in (False, True):
+        pool = InProcess(args, ctx, model, 1, explain=explain)
+        try:
+            out["explained" if explain else "plain"] = pool.run()
+        finally:
+            pool.close()
+    plain, explained = out["plain"], out["explained"]
+    out["ms_per_home"] = 1000 / explained["rows_per_s"] - 1000 / plain["rows_per_s"]
+    say(f"  explain {model}: {out['ms_per_home']:.3f} ms more per home")
+    return out

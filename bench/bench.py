@@ -37,12 +37,13 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from batch import bench_batch
+from batch import bench_batch, bench_explain
 from common import CEILING_APP, MODELS, ROOT, say
 from load import Variant, bench_predict, service_variants
 from machine import machine
@@ -65,6 +66,15 @@ QUICK = {"rounds": 2, "log_rounds": 2, "duration": 2, "warmup": 1,
 
 
 # -- Main -------------------------------------------------------------------
+
+def checkout(ref: str, folder: Path) -> Path:
+    """The project's files as of ``ref``, in ``folder`` (not a work tree)."""
+    folder.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -108,6 +118,9 @@ def parse_args(argv=None):
                         "127.0.0.1:5432/postgres",
                         help="a PostgreSQL server for the prediction log's row "
                              "(a database is created and dropped); empty: none")
+    parser.add_argument("--baseline-ref", metavar="REF",
+                        help="also serve the project as of this git commit "
+                             "(same models, same settings), side by side")
     parser.add_argument("--wrk", default="wrk")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--model-dir", type=Path, default=ROOT / "model",
@@ -163,7 +176,10 @@ def main(argv=None) -> int:
         work = Path(work)
         source, versions, how = prepare_models(args, work)
         single, batch, rows = write_bodies(work, args.batch_rows)
-        variants, lean_default = service_variants(args)
+        baseline = None
+        if args.baseline_ref:
+            baseline = checkout(args.baseline_ref, work / "baseline")
+        variants, lean_default = service_variants(args, baseline)
         ctx = {"work": work, "source": source, "versions": versions,
                "models_how": how, "single": single, "batch": batch,
                "rows": rows, "variants": variants, "lean_default": lean_default}
@@ -186,6 +202,8 @@ def main(argv=None) -> int:
                 res["predict"][model] = bench_predict(args, ctx, model, ceiling)
         say("/v1/predict/batch")
         res["batch"] = {m: bench_batch(args, ctx, m) for m in MODELS}
+        say("explanations, in-process")
+        res["explain"] = {m: bench_explain(args, ctx, m) for m in MODELS}
         say("prediction log")
         res["prediction_log"] = bench_prediction_log(args, ctx)
         say("memory")

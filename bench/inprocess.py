@@ -2,7 +2,8 @@
 
 Loads ``--version`` from ``--model-dir`` with the service's ModelStore,
 turns the homes of ``--bodies`` (a JSON ``{"instances": [...]}`` body) into
-columns the way the service does, and times ``predictor.predict`` on them,
+columns the way the service does, and times ``predictor.predict`` on them
+(with ``--explain``, ``predictor.explain`` after it),
 one native thread (threadpoolctl, and ``OMP_NUM_THREADS=1`` set by the
 caller before Python starts). No HTTP, no JSON, no validation: what is left
 is the model's own cost, which a batch request cannot beat.
@@ -24,12 +25,15 @@ from housing_api.store import ModelStore
 from housing_api.web.schemas import HomeSchema
 
 
-def measure(predictor, columns, rows: int, duration: float) -> dict:
+def measure(predictor, columns, rows: int, duration: float,
+            explain: bool = False) -> dict:
     calls = 0
     start = time.perf_counter()
     deadline = start + duration
     while True:
-        predictor.predict(columns)
+        result = predictor.predict(columns)
+        if explain:
+            predictor.explain(columns, result.price)
         calls += 1
         now = time.perf_counter()
         if now >= deadline:
@@ -46,6 +50,8 @@ def main(argv=None):
     parser.add_argument("--version", required=True)
     parser.add_argument("--bodies", type=Path, required=True)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--explain", action="store_true",
+                        help="time predict plus the explanations of every home")
     parser.add_argument("--lean", choices=("true", "false"),
                         help="HOUSING_LEAN_INFERENCE of the server compared "
                              "(default: the store's own default)")
@@ -58,7 +64,7 @@ def main(argv=None):
         records = HomeSchema(many=True).load(body["instances"])
         columns = records_to_columns(records)
         rows = len(records)
-        measure(predictor, columns, rows, min(1.0, args.duration))
+        measure(predictor, columns, rows, min(1.0, args.duration), args.explain)
         pools = sorted({p["num_threads"] for p in threadpool_info()})
         print(json.dumps({"ready": True, "rows": rows, "threads": pools,
                           "model": predictor.name,
@@ -66,7 +72,8 @@ def main(argv=None):
               flush=True)
         for line in sys.stdin:
             if line.strip() == "go":
-                result = measure(predictor, columns, rows, args.duration)
+                result = measure(predictor, columns, rows, args.duration,
+                                 args.explain)
                 print(json.dumps(result), flush=True)
 
 

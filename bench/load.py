@@ -10,6 +10,8 @@ from common import LUA, say
 from processes import Server, call, gunicorn
 from stores import store_copy
 
+PREDICT = "/v1/predict"
+
 
 def wrk(args, url: str, path: str, bodies: Path, connections: int,
         duration: int, header: str | None = None) -> dict:
@@ -30,11 +32,12 @@ def wrk(args, url: str, path: str, bodies: Path, connections: int,
 
 
 def check_predict(server: Server, row: dict, model: str | None,
-                  headers: dict | None = None) -> None:
-    status, body = call(server.url, "POST", "/v1/predict", row, headers)
+                  headers: dict | None = None, path: str = PREDICT) -> None:
+    status, body = call(server.url, "POST", path, row, headers)
     if status != 200 or (model and body["model"]["name"] != model):
-        raise RuntimeError(f"{server.label}: POST /v1/predict -> {status} "
-                           f"{body}")
+        raise RuntimeError(f"{server.label}: POST {path} -> {status} {body}")
+    if "explain=true" in path and "explanation" not in body:
+        raise RuntimeError(f"{server.label}: POST {path} explained nothing")
 
 
 def short(result: dict) -> str:
@@ -49,10 +52,16 @@ class Variant(NamedTuple):
     production: bool
     #: Keys required, and every request sends a known one.
     api_key: bool = False
+    #: What wrk posts to.
+    path: str = PREDICT
+    #: Another source tree of the project to serve (``--baseline-ref``).
+    root: str | None = None
 
 
-def service_variants(args) -> tuple[list[Variant], bool | None]:
-    """The service as deployed, plus the variants measured alongside it."""
+def service_variants(args, baseline: Path | None = None
+                     ) -> tuple[list[Variant], bool | None]:
+    """The service as deployed, plus the variants measured alongside it;
+    ``baseline`` is the source tree of ``--baseline-ref``."""
     from housing_api import config
 
     variants = []
@@ -74,6 +83,12 @@ def service_variants(args) -> tuple[list[Variant], bool | None]:
     variants.append(Variant("service, API key required (X-API-Key)",
                             {**variants[0].env, "HOUSING_REQUIRE_API_KEY": "true"},
                             False, api_key=True))
+    variants.append(Variant("service, every request ?explain=true",
+                            variants[0].env, False,
+                            path=f"{PREDICT}?explain=true"))
+    if baseline is not None:
+        variants.append(Variant(f"service at {args.baseline_ref} (baseline)",
+                                variants[0].env, False, root=str(baseline)))
     return variants, lean_default
 
 
@@ -110,20 +125,24 @@ def bench_predict(args, ctx, model: str, ceiling: Server) -> dict:
                 env = {**env, **key_env}
             sides.append(stack.enter_context(gunicorn(
                 variant.label, store, workers=args.workers, env=env,
-                expect_version=ctx["versions"][model])))
+                expect_version=ctx["versions"][model],
+                root=variant.root and Path(variant.root))))
+        paths = {v.label: v.path for v in ctx["variants"]}
         for side in sides:
             header = headers.get(side.label)
+            path = paths.get(side.label, PREDICT)
             check_predict(side, ctx["rows"][0],
                           None if side is ceiling else model,
-                          dict([header.split(": ", 1)]) if header else None)
-            wrk(args, side.url, "/v1/predict", ctx["single"], 16, args.warmup,
-                header)
+                          dict([header.split(": ", 1)]) if header else None,
+                          path)
+            wrk(args, side.url, path, ctx["single"], 16, args.warmup, header)
         for c in args.connections:
             rounds = results.setdefault(str(c), [])
             for r in range(args.rounds):
                 row = {}
                 for side in sides:
-                    row[side.label] = wrk(args, side.url, "/v1/predict",
+                    row[side.label] = wrk(args, side.url,
+                                          paths.get(side.label, PREDICT),
                                           ctx["single"], c, args.duration,
                                           headers.get(side.label))
                     say(f"  predict {model} c={c} round {r + 1}/{args.rounds} "

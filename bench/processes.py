@@ -83,20 +83,25 @@ def server_env(store: Path, tmp: Path, port: int, workers: int,
 @contextmanager
 def gunicorn(label: str, store: Path, *, app: str | None = None,
              workers: int = 2, env: dict | None = None,
-             expect_version: str | None = None, timeout: float = 120):
+             expect_version: str | None = None, timeout: float = 120,
+             root: Path | None = None):
     """Start ``deploy/entrypoint.sh`` (the service, or ``app``); yield a
     :class:`Server` once ``/health/ready`` answers 200 (naming
-    ``expect_version`` if given); stop it, and only it, afterwards."""
+    ``expect_version`` if given); stop it, and only it, afterwards.
+    ``root``: another source tree of the project to run (a baseline)."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="bench-gunicorn-") as tmp:
         tmp = Path(tmp)
         log = tmp / "gunicorn.log"
         full_env = server_env(store, tmp, port, workers, env or {})
+        if root is not None:
+            full_env["PYTHONPATH"] = str(root)
         url = f"http://127.0.0.1:{port}"
+        entrypoint = ENTRYPOINT if root is None else root / ENTRYPOINT.relative_to(ROOT)
         with open(log, "wb") as out:
             started = time.monotonic()
             process = subprocess.Popen(
-                [str(ENTRYPOINT), *([app] if app else [])], cwd=ROOT,
+                [str(entrypoint), *([app] if app else [])], cwd=root or ROOT,
                 env=full_env, stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT, start_new_session=True)
         try:

@@ -12,7 +12,7 @@ def report(args, ctx, res: dict) -> str:
     """The run's report, in Markdown: every section, in order."""
     out = []
     for part in (the_run, targets, report_load.predict, report_load.batch,
-                 report_log.prediction_log,
+                 report_load.explanations, report_log.prediction_log,
                  report_resources.memory, report_resources.start_and_activation,
                  report_resources.where_the_time_goes, reproduce):
         out += part(args, ctx, res)
@@ -64,7 +64,11 @@ def the_run(args, ctx, res: dict) -> list[str]:
         "`service, log level WARNING` is the same service without that line; "
         "`service, API key required` requires keys and sends a known one in "
         "every request (looked up in each worker's copy of the keys, no "
-        "database round trip)."
+        "database round trip); `service, every request ?explain=true` asks "
+        "for an explanation and 5 comparable sales in every request"
+        + ("; `service at REF (baseline)` is the project as of commit REF "
+           "(`--baseline-ref`), same models and settings"
+           if any(v.root for v in ctx["variants"]) else "") + "."
         + ("" if ctx["lean_default"] is None else
            " `HOUSING_LEAN_INFERENCE` is measured both ways; the default is "
            f"`{str(ctx['lean_default']).lower()}`."))

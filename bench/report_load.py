@@ -75,3 +75,56 @@ def batch(args, ctx, res: dict) -> list[str]:
                 f"{sum(r['service']['errors'] for r in rounds)} |")
     add("")
     return out
+
+
+def explanations(args, ctx, res: dict) -> list[str]:
+    """What ``?explain=true`` costs, and what the feature costs without it."""
+    if "explain" not in res:
+        return []
+    out = []
+    add = out.append
+    add("## Explanations (`?explain=true`)")
+    add("")
+    add(f"In-process, one native thread, {args.batch_rows:,} homes per call "
+        "(`bench/inprocess.py --explain`): batch predict alone, then predict "
+        "and `predictor.explain` (explanation and 5 comparable sales) of "
+        "every home.")
+    add("")
+    add("| model | predict rows/s | predict + explain rows/s | explanation, "
+        "ms per home |")
+    add("|---|---|---|---|")
+    for model in MODELS:
+        e = res["explain"][model]
+        add(f"| {LABELS[model]} | {fmt_rate(e['plain']['rows_per_s'])} | "
+            f"{fmt_rate(e['explained']['rows_per_s'])} | "
+            f"{e['ms_per_home']:.2f} |")
+    add("")
+    explained = next((v.label for v in ctx["variants"] if "explain" in v.path),
+                     None)
+    baseline = next((v.label for v in ctx["variants"] if v.root), None)
+    production = next(v.label for v in ctx["variants"] if v.production)
+    if explained is None:
+        return out
+    add("Over HTTP, one home per request (from the `/v1/predict` rounds "
+        "above): the explained service's req/s over the production service's "
+        "in the same round"
+        + (f", and the production service's over `{baseline}`: what the "
+           "feature costs a request that does not ask for it" if baseline
+           else "") + ".")
+    add("")
+    head = "| model | c | explained / production req/s (median; per round) |"
+    add(head + (" production / baseline req/s (median; per round) |"
+                if baseline else ""))
+    add("|---|---|---|" + ("---|" if baseline else ""))
+    for model in MODELS:
+        for c, rounds in res["predict"][model].items():
+            cells = [LABELS[model], c]
+            pairs = [(explained, production)] + (
+                [(production, baseline)] if baseline else [])
+            for top, bottom in pairs:
+                per = [r[top]["rps"] / r[bottom]["rps"] for r in rounds]
+                cells.append(f"{med(per):.2f} ("
+                             + ", ".join(f"{x:.2f}" for x in per) + ")")
+            add("| " + " | ".join(cells) + " |")
+    add("")
+    return out
