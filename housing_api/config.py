@@ -48,9 +48,12 @@ OPENAPI_VERSION = "3.0.3"
 OPENAPI_URL_PREFIX = "/"
 OPENAPI_JSON_PATH = "openapi.json"
 OPENAPI_SWAGGER_UI_PATH = "/docs"
-OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+# Served by the service itself (web/docs_assets.py): no CDN.
+OPENAPI_SWAGGER_UI_URL = "/docs/assets/swagger-ui-dist/"
 OPENAPI_REDOC_PATH = "/redoc"
-OPENAPI_REDOC_URL = "https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js"
+OPENAPI_REDOC_URL = "/docs/assets/redoc/bundles/redoc.standalone.js"
+# No call to Swagger's public validator from the docs page.
+OPENAPI_SWAGGER_UI_CONFIG = {"validatorUrl": None}
 
 #: flask-limiter storage. ``memory://`` counts per worker process (N workers
 #: allow N times the limit) and resets on every reload: a single-process

@@ -1,6 +1,8 @@
 """The API: flask-smorest bound to the app, with every blueprint registered."""
 from ..extensions import api
-from . import admin, admin_keys, health, keys, monitoring, predict  # noqa: F401
+from . import (  # noqa: F401
+    admin, admin_keys, docs_assets, health, keys, monitoring, predict,
+)
 # (admin_keys adds its routes to admin.blp when imported)
 from .schemas import openapi_property
 
@@ -8,6 +10,7 @@ from .schemas import openapi_property
 def init_app(app) -> None:
     """Bind ``api`` to ``app`` and register every blueprint."""
     api.init_app(app)
+    docs_assets.init_app(app)
     api.ma_plugin.converter.add_attribute_function(openapi_property)
     api.register_blueprint(predict.blp)
     api.register_blueprint(health.blp)
