@@ -7,7 +7,7 @@ from .settings import configured_app
 from .store import ModelStore, ModelStoreError
 from .web import (
     access_log, blueprints, keys, limits, metrics, prediction_log, proxies,
-    request_ids,
+    request_ids, security, ui,
 )
 
 log = logging.getLogger("housing_api")
@@ -21,6 +21,7 @@ def create_app(test_config=None):
     """
     app = configured_app(test_config)
     proxies.init_app(app)
+    security.init_app(app)
     request_ids.init_app(app)
     access_log.init_app(app)
     blueprints.init_app(app)
@@ -31,6 +32,7 @@ def create_app(test_config=None):
     prediction_log.init_app(app)  # the database, which the keys need
     # Keys before limits: a key's own quota applies, not its address's.
     keys.init_app(app)
+    ui.init_app(app)  # the pages find their session's key here
     limits.init_app(app)
     state = serve_active_version(app, service_metrics)
     app.extensions["housing_gauges"] = LiveGauges(

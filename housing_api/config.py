@@ -96,3 +96,10 @@ PREDICTION_LOG_RETENTION_DAYS = 365
 #: Seconds between refreshes of the live accuracy and drift gauges on
 #: /metrics (one worker queries the database; 0 turns them off).
 MONITORING_REFRESH_INTERVAL = 60.0
+
+#: Signs the pages' session cookie (their API key). Empty: one is made and
+#: kept in the instance folder; replicas that share none set one value.
+SECRET_KEY = ""
+SESSION_COOKIE_SAMESITE = "Lax"
+#: True behind TLS: the cookie then never travels over plain HTTP.
+SESSION_COOKIE_SECURE = False

@@ -16,6 +16,7 @@ def configured_app(test_config=None) -> Flask:
     """
     app = Flask(
         "housing_api",
+        template_folder="web/templates",
         instance_relative_config=True,
         instance_path=os.environ.get("HOUSING_INSTANCE_PATH"),
     )

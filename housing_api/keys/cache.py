@@ -56,12 +56,16 @@ class KeyCache:
 
     def lookup(self, secret: str) -> ApiKey | None:
         """The key whose secret is ``secret``, or None."""
+        return self.lookup_digest(digest(secret))
+
+    def lookup_digest(self, key_digest: bytes) -> ApiKey | None:
+        """The key whose secret's SHA-256 is ``key_digest``, or None."""
         if self._pid != os.getpid():
             self.start()
         keys = self._keys
         if keys is None:
             raise KeysUnavailableError("the API keys could not be read")
-        return keys.get(digest(secret))
+        return keys.get(key_digest)
 
     def any_with_scope(self, scope: str) -> bool:
         """Whether some key that is not revoked has ``scope``."""

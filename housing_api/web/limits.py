@@ -1,8 +1,8 @@
 """Rate limits (flask-limiter): each API key's quota, else per address.
 
-``/v1`` (predictions, sales, monitoring) shares one quota per client: a
-request with a key counts against the key's quota (``web.keys``), one
-without against its address's ``PREDICT_RATE_LIMIT``.
+``/v1`` (predictions, sales, monitoring) and the pages share one quota per
+client: a request with a key counts against the key's quota (``web.keys``),
+one without against its address's ``PREDICT_RATE_LIMIT``.
 
 The storage comes from ``RATELIMIT_STORAGE_URI``: ``memory://`` counts per
 worker process and resets on reload, so production uses ``redis://``, shared
@@ -12,7 +12,7 @@ per-worker memory and predictions keep flowing; flask-limiter logs it.
 from flask import current_app
 
 from ..extensions import limiter
-from . import admin, keys, monitoring, predict
+from . import admin, keys, monitoring, predict, ui
 
 
 def admin_limit() -> str:
@@ -22,6 +22,7 @@ def admin_limit() -> str:
 _v1 = limiter.shared_limit(keys.quota, scope="v1", key_func=keys.rate_key)
 _v1(predict.blp)
 _v1(monitoring.blp)
+_v1(ui.bp)  # the pages estimate too: one quota with the API's
 limiter.limit(admin_limit)(admin.blp)
 
 

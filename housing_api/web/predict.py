@@ -93,7 +93,7 @@ def _explained(predictor, columns, price, k):
                   f"{predictor.name} has no explanation method."]}})
 
 
-def _estimates(predictor, records, explain=False, k=None) -> list[dict]:
+def estimate(predictor, records, explain=False, k=None) -> list[dict]:
     """The estimates of ``records``; with ``explain``, why (``k`` comparables)."""
     columns = records_to_columns(records)
     result = predictor.predict(columns)
@@ -126,7 +126,7 @@ def _single(predictor, home, explain, k):
     _reject_unknown_zipcodes(predictor, [home], "json", many=False)
     # jsonify directly: the body is already in PredictionSchema's shape, and
     # dumping it through marshmallow again would double the cost of a request.
-    return jsonify({**_estimates(predictor, [home], explain, k)[0],
+    return jsonify({**estimate(predictor, [home], explain, k)[0],
                     "currency": "USD", "model": _model_ref(predictor),
                     "request_id": g.request_id})
 
@@ -211,7 +211,8 @@ def _load_batch_json():
                            "row index (from 0).", errors={"json": exc.messages})
 
 
-def _csv_cell(name, text):
+def csv_cell(name, text):
+    """A CSV cell (or form field) typed as a JSON client would send it."""
     if name == "zipcode":
         return text
     for convert in (int, float):
@@ -220,6 +221,49 @@ def _csv_cell(name, text):
         except ValueError:
             pass
     return text
+
+
+class CsvProblem(ValueError):
+    """A CSV that cannot be read as homes: a message and errors by place."""
+
+    def __init__(self, message: str, errors: dict):
+        super().__init__(message)
+        self.message, self.errors = message, errors
+
+
+def read_csv_rows(text: str, limit: int) -> list[dict]:
+    """The rows of a CSV with the future examples' header, cells typed.
+
+    Raises :class:`CsvProblem` for a wrong header, a ragged row, no rows or
+    more than ``limit``; the cells themselves are validated by the caller.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header:
+        raise CsvProblem("The CSV is empty; send the header of "
+                         "future_unseen_examples.csv and one row per home.",
+                         {"header": ["Missing data for required field."]})
+    header = [h.strip() for h in header]
+    known = set(HomeSchema().fields)
+    errors = {h: ["Unknown column."] for h in header if h not in known}
+    errors.update({c: ["Missing column."] for c in known if c not in header})
+    if errors:
+        raise CsvProblem("The CSV header must have the 18 columns of "
+                         "future_unseen_examples.csv.", errors)
+    rows = []
+    for i, cells in enumerate(reader):
+        if len(rows) == limit:
+            raise CsvProblem(f"At most {limit} homes per batch.",
+                             {"rows": [f"Longer than maximum length {limit}."]})
+        if len(cells) != len(header):
+            raise CsvProblem("Every CSV row needs one cell per column.",
+                             {i: {"_row": [f"{len(cells)} cells, expected "
+                                           f"{len(header)}."]}})
+        rows.append({h: csv_cell(h, c.strip()) for h, c in zip(header, cells)})
+    if not rows:
+        raise CsvProblem("The CSV has a header but no homes.",
+                         {"rows": ["Shorter than minimum length 1."]})
+    return rows
 
 
 def _load_batch_csv():
@@ -234,33 +278,10 @@ def _load_batch_csv():
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         abort(400, message="The CSV is not UTF-8 text.")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header:
-        abort(422, message="The CSV is empty; send the header of "
-                           "future_unseen_examples.csv and one row per home.",
-              errors={"csv": {"header": ["Missing data for required field."]}})
-    header = [h.strip() for h in header]
-    known = set(HomeSchema().fields)
-    errors = {h: ["Unknown column."] for h in header if h not in known}
-    errors.update({c: ["Missing column."] for c in known if c not in header})
-    if errors:
-        abort(422, message="The CSV header must have the 18 columns of "
-                           "future_unseen_examples.csv.", errors={"csv": errors})
-    limit = current_app.config["MAX_BATCH_ROWS"]
-    rows = []
-    for i, cells in enumerate(reader):
-        if len(rows) == limit:
-            abort(422, message=f"At most {limit} homes per batch.",
-                  errors={"csv": {"rows": [f"Longer than maximum length {limit}."]}})
-        if len(cells) != len(header):
-            abort(422, message="Every CSV row needs one cell per column.",
-                  errors={"csv": {i: {"_row": [f"{len(cells)} cells, "
-                                               f"expected {len(header)}."]}}})
-        rows.append({h: _csv_cell(h, c.strip()) for h, c in zip(header, cells)})
-    if not rows:
-        abort(422, message="The CSV has a header but no homes.",
-              errors={"csv": {"rows": ["Shorter than minimum length 1."]}})
+    try:
+        rows = read_csv_rows(text, current_app.config["MAX_BATCH_ROWS"])
+    except CsvProblem as exc:
+        abort(422, message=exc.message, errors={"csv": exc.errors})
     records = _HOME.fast_load_many(rows)
     if records is not None:
         return records, ("csv",)
@@ -320,7 +341,7 @@ class Batch(MethodView):
                   errors={path[0]: {rows: [
                       f"Longer than maximum length {limit} with explain=true."]}})
         _reject_unknown_zipcodes(predictor, records, *path)
-        return jsonify({"predictions": _estimates(predictor, records, explain, k),
+        return jsonify({"predictions": estimate(predictor, records, explain, k),
                         "count": len(records), "currency": "USD",
                         "model": _model_ref(predictor), "request_id": g.request_id})
 
