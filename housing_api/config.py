@@ -99,7 +99,7 @@ MONITORING_REFRESH_INTERVAL = 60.0
 
 #: Signs the pages' session cookie (their API key). Empty: one is made and
 #: kept in the instance folder; replicas that share none set one value.
-SECRET_KEY = ""
+SECRET_KEY = ""  # nosec B105 - empty: made per instance (web/security.py)
 SESSION_COOKIE_SAMESITE = "Lax"
 #: True behind TLS: the cookie then never travels over plain HTTP.
 SESSION_COOKIE_SECURE = False

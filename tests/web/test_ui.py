@@ -9,6 +9,7 @@ from conftest import DATA_DIR, TOKEN, close_app, make_logged_app
 from housing_api import create_app
 from housing_api.inference.columns import CLIENT_COLUMNS
 from housing_api.web.schemas import HomeSchema
+from model_files import publish_copy
 
 FUTURE = DATA_DIR / "future_unseen_examples.csv"
 
@@ -139,10 +140,16 @@ def test_a_csv_with_the_wrong_header_says_so(client):
     assert 'id="file-error"' in html
 
 
-def test_the_models_page_marks_the_active_version(client, store):
+def test_the_models_page_marks_the_active_and_previous_versions(client, store):
+    first = store.current()
+    store.activate(publish_copy(store))  # a new version: nothing sold yet
+    client.application.extensions["housing"].reload()
     html = client.get("/models").get_data(as_text=True)
     current = store.current()
-    assert re.search(rf'<tr class="active"><td><code>{current}</code>', html)
+    assert re.search(rf'<tr class="active"><td><code>{current}</code>.*?'
+                     r"<td>active</td>", html, re.S)
+    assert re.search(rf"<tr><td><code>{first}</code>.*?<td>previous</td>",
+                     html, re.S)
     assert "No sales reported yet" in html
 
 
