@@ -58,6 +58,19 @@ class Variant(NamedTuple):
     root: str | None = None
 
 
+def reachable(url: str) -> bool:
+    """Whether something listens at the host and port of ``url``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or 6379), 1).close()
+    except OSError:
+        return False
+    return True
+
+
 def service_variants(args, baseline: Path | None = None
                      ) -> tuple[list[Variant], bool | None]:
     """The service as deployed, plus the variants measured alongside it;
@@ -76,6 +89,16 @@ def service_variants(args, baseline: Path | None = None
                 {"HOUSING_LEAN_INFERENCE": flag}, lean == lean_default))
     else:
         variants.append(Variant("service", {}, True))
+    variants.append(Variant("service, rate limits off",
+                            {**variants[0].env, "HOUSING_RATELIMIT_ENABLED": "false"},
+                            False))
+    if args.redis and not reachable(args.redis):
+        say(f"bench: no Redis at {args.redis}; no row for limits in Redis")
+    elif args.redis:
+        variants.append(Variant("service, rate limits in Redis",
+                                {**variants[0].env,
+                                 "HOUSING_RATELIMIT_STORAGE_URI": args.redis},
+                                False))
     if args.log_variant:
         variants.append(Variant("service, log level WARNING",
                                 {**variants[0].env, "HOUSING_LOG_LEVEL": "WARNING"},

@@ -1,7 +1,8 @@
 """Where one ``POST /v1/predict`` spends its CPU time, without HTTP.
 
 Creates the service's app (``create_app``, the store at ``--model-dir`` with
-its active version, rate limits off, everything else the defaults) and the
+its active version, the rate limits raised in value only, everything else
+the defaults) and the
 ceiling app, posts the rows of ``--bodies`` through Flask's test client, one
 native thread, and prints one JSON object: CPU ms per request of each app
 without a profiler, and the service's self time per request grouped by the
@@ -25,6 +26,7 @@ from pyinstrument import Profiler
 from threadpoolctl import threadpool_limits
 
 from ceiling import create_app as create_ceiling  # bench/ is sys.path[0]
+from processes import NEVER_TRIPPING_LIMITS
 from housing_api import create_app
 from housing_api.inference.columns import records_to_columns
 from housing_api.web.schemas import HomeSchema
@@ -86,7 +88,8 @@ def main(argv=None):
     with threadpool_limits(1):
         service = create_app({"MODEL_DIR": args.model_dir,
                               "DATA_DIR": str(HERE.parent / "data"),
-                              "RATELIMIT_ENABLED": False}).test_client()
+                              **{key.removeprefix("HOUSING_"): value for key, value
+                                 in NEVER_TRIPPING_LIMITS.items()}}).test_client()
         ceiling = create_ceiling().test_client()
         for client in (service, ceiling):
             cpu_ms(client, rows, 200)
