@@ -244,7 +244,7 @@ def read_csv_rows(text: str, limit: int) -> list[dict]:
                          "future_unseen_examples.csv and one row per home.",
                          {"header": ["Missing data for required field."]})
     header = [h.strip() for h in header]
-    known = set(HomeSchema().fields)
+    known = set(_HOME.fields)
     errors = {h: ["Unknown column."] for h in header if h not in known}
     errors.update({c: ["Missing column."] for c in known if c not in header})
     if errors:

@@ -141,7 +141,8 @@ def _validate(values, minimal, predictor) -> tuple[dict | None, dict]:
     schema = _MINIMAL if minimal else _HOME
     errors = {}
     try:
-        home = schema.load(values)
+        # The fast path for valid homes; marshmallow for the messages.
+        home = _HOME.fast_load(values, partial=minimal) or schema.load(values)
     except ValidationError as exc:
         home, errors = None, {name: list(messages) if isinstance(
             messages, list) else [str(messages)]
@@ -274,20 +275,45 @@ def batch_csv():
 
 # -- the models --------------------------------------------------------------
 
-def _live(version, metadata):
-    """(weekly accuracy, drift, why either is missing) of ``version``."""
+UNAVAILABLE = "The database is unavailable; try again shortly."
+
+
+def _weeks(version):
+    """``version``'s live accuracy by week of sale, or None without a database."""
     engine = current_app.extensions["housing_db"].get()
     try:
-        weeks = performance(engine, version, by="week")
+        return performance(engine, version, by="week")
     except SQLAlchemyError:
-        return None, None, "The database is unavailable; try again shortly."
+        return None
+
+
+def _drift(version, metadata):
+    """(``version``'s drift, None) or (None, why there is none)."""
+    engine = current_app.extensions["housing_db"].get()
     try:
-        found = drift(engine, version, metadata.get("training_distribution"))
+        return drift(engine, version, metadata.get("training_distribution")), None
     except NoTrainingDistributionError as exc:
-        return weeks, None, str(exc)
+        return None, str(exc)
     except SQLAlchemyError:
-        return weeks, None, "The database is unavailable; try again shortly."
-    return weeks, found, None
+        return None, UNAVAILABLE
+
+
+def _live(version, metadata):
+    """(weekly accuracy, drift, why either is missing) of ``version``."""
+    weeks = _weeks(version)
+    if weeks is None:
+        return None, None, UNAVAILABLE
+    found, problem = _drift(version, metadata)
+    return weeks, found, problem
+
+
+def _active_version() -> tuple[str, dict]:
+    """The active version and its metadata, or 404."""
+    store = current_app.extensions["housing"].store
+    current = store.current()
+    if current is None:
+        abort(404)
+    return current, store.metadata(current)
 
 
 @bp.route("/models")
@@ -328,11 +354,8 @@ LIVE_FIELDS = ("group", "n", "mae", "rmse", "mape", "median_ape", "r2", "bias",
 @bp.route("/models/performance.csv")
 def performance_csv():
     """The active version's live accuracy by week of sale, as CSV."""
-    store = current_app.extensions["housing"].store
-    current = store.current()
-    if current is None:
-        abort(404)
-    weeks, _, _ = _live(current, store.metadata(current))
+    current, _ = _active_version()
+    weeks = _weeks(current)
     if weeks is None:
         abort(503)
     header = ["week", *LIVE_FIELDS[1:]]
@@ -343,11 +366,8 @@ def performance_csv():
 @bp.route("/models/drift.csv")
 def drift_csv():
     """The active version's drift table, as CSV."""
-    store = current_app.extensions["housing"].store
-    current = store.current()
-    if current is None:
-        abort(404)
-    _, found, _ = _live(current, store.metadata(current))
+    current, metadata = _active_version()
+    found, _ = _drift(current, metadata)
     if found is None:
         abort(503)
     fields = ("name", "psi", "rows", "verdict")
