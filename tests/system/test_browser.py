@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from conftest import DATA_DIR, TOKEN
 from servers import gunicorn_server
@@ -120,9 +121,9 @@ def test_fill_the_form_and_see_the_price(tab, server, homes):
     page.click("button[type=submit]")
     api = api_estimate(server, home)
     assert page.text_content("#price") == dollars(api["prediction"])
-    assert page.locator("svg.effects rect").count() == 19
-    assert page.locator("#comparables tbody tr").count() == 5
-    assert page.locator("svg.positions .sale").count() == 5
+    expect(page.locator("svg.effects rect")).to_have_count(19)
+    expect(page.locator("#comparables tbody tr")).to_have_count(5)
+    expect(page.locator("svg.positions .sale")).to_have_count(5)
     assert page.text_content("#model-version") == api["model"]["version"]
     tab.shot("estimate")
     assert tab.console == []
@@ -134,7 +135,7 @@ def test_a_bad_value_shows_its_error_next_to_the_field(tab):
     page.fill("#bedrooms", "-2")
     page.click("button[type=submit]")
     error = page.locator("#bedrooms-error")
-    assert error.is_visible()
+    expect(error).to_be_visible()
     assert "Must be greater than or equal to 0" in error.text_content()
     assert page.get_attribute("#bedrooms", "aria-invalid") == "true"
     assert page.locator("#price").count() == 0
@@ -146,13 +147,14 @@ def test_switch_to_the_minimal_inputs(tab, server):
     page.goto("/")
     assert page.locator(".fields input, .fields select").count() == 18
     page.click("text=Use the minimal inputs")
-    assert "inputs=minimal" in page.url
+    expect(page).to_have_url(re.compile(r"inputs=minimal"))
     minimal = requests.get(server.url + "/v1/features", timeout=10).json()["minimal"]
-    assert page.locator(".fields input, .fields select").count() == len(minimal)
+    expect(page.locator(".fields input, .fields select")).to_have_count(len(minimal))
     page.click("button[type=submit]")
     assert page.text_content("#price").startswith("$")
     page.click("text=Use all 18 columns")
-    assert page.locator(".fields input, .fields select").count() == 18
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator(".fields input, .fields select")).to_have_count(18)
 
 
 def test_upload_the_future_examples_and_download_100_estimates(tab, tmp_path):
@@ -279,7 +281,7 @@ def test_with_keys_required_the_page_refuses_without_a_key(browser, boosted_stor
         tab.shot("key")
         page.fill("#key", secret)
         page.click("button[type=submit]")
-        assert page.url == keyed.url + "/"
+        expect(page).to_have_url(keyed.url + "/")  # waits for the redirect
         page.click("button[type=submit]")
         assert page.text_content("#price").startswith("$")
         cookie = next(c for c in tab.context.cookies() if c["name"] == "session")
