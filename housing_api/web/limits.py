@@ -6,12 +6,14 @@ one without against its address's ``PREDICT_RATE_LIMIT``.
 
 The storage comes from ``RATELIMIT_STORAGE_URI``: ``memory://`` counts per
 worker process and resets on reload, so production uses ``redis://``, shared
-by every worker and replica. When Redis is unreachable, limits fall back to
+by every worker and replica (``memory://`` is ``ops.limit_storage``'s: no
+thread per request). When Redis is unreachable, limits fall back to
 per-worker memory and predictions keep flowing; flask-limiter logs it.
 """
 from flask import current_app
 
 from ..extensions import limiter
+from ..ops import limit_storage  # noqa: F401  (memory:// without a timer thread)
 from . import admin, keys, monitoring, predict, ui
 
 

@@ -1,13 +1,19 @@
 """Metrics, rate limits and logs, in process (the Gunicorn ones: test_ops_e2e)."""
 import json
 import logging
+import threading
 import time
 
 import pytest
+from limits import parse
+from limits.strategies import FixedWindowRateLimiter
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import DATA_DIR, TOKEN
 from housing_api import create_app
+from housing_api.extensions import limiter
+from housing_api.ops import limit_storage
+from housing_api.ops.limit_storage import WorkerMemoryStorage
 
 
 def make_client(model_dir, **config):
@@ -149,6 +155,38 @@ def test_limits_can_be_switched_off(model_dir, home):
                          RATELIMIT_ENABLED=False)
     assert {client.post("/v1/predict", json=home).status_code
             for _ in range(3)} == {200}
+
+
+def test_memory_limits_start_no_thread_per_request(model_dir, home, monkeypatch):
+    """limits' own memory storage restarted a 10 ms timer thread on the
+    first hit after each sweep: about a hundred threads a second per
+    busy worker."""
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="1000 per second")
+    assert isinstance(limiter.storage, WorkerMemoryStorage)
+    client.post("/v1/predict", json=home)
+    started = []
+    original = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start",
+                        lambda self: (started.append(self.name), original(self)))
+    for _ in range(20):
+        assert client.post("/v1/predict", json=home).status_code == 200
+        time.sleep(0.015)  # past the old timer's 10 ms
+    assert [name for name in started if "Timer" in name or "Thread" in name] == []
+
+
+def test_expired_memory_counters_are_freed(monkeypatch):
+    monkeypatch.setattr(limit_storage, "SWEEP_INTERVAL", 0.0)
+    storage = WorkerMemoryStorage()
+    item = parse("5 per second")
+    strategy = FixedWindowRateLimiter(storage)
+    assert strategy.hit(item, "client-a")
+    assert len(storage.storage) == 1
+    time.sleep(1.05)  # the window ends
+    assert strategy.hit(item, "client-b")
+    assert list(storage.storage) == [item.key_for("client-b")]
+    # Counting stayed right: a new window for client-a too.
+    assert all(strategy.hit(item, "client-a") for _ in range(5))
+    assert not strategy.hit(item, "client-a")
 
 
 @pytest.mark.parametrize("hops, same_bucket", [(0, True), (1, False)])
