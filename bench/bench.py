@@ -11,7 +11,10 @@ server on its own free loopback port with its own copy of the model store.
   ``data/future_unseen_examples.csv`` in interleaved rounds: ceiling,
   service, ceiling, service, ...; each round's service/ceiling ratio compares
   two runs made a few seconds apart, so the shared machine's load drifts
-  little between them.
+  little between them. A hello-JSON Flask app on bare Gunicorn
+  (``bench/hello.py``: no body read, Gunicorn's own defaults) runs in the
+  same rounds as a stricter reference. Each run also records the CPU the
+  server's workers spent per request (``/proc``).
 * ``/v1/predict`` with the reference model and with the boosted model active,
   at each connection count; ``/v1/predict/batch`` with 1,000-row JSON bodies
   against the same model's own batch predict in-process (``inprocess.py``,
@@ -30,7 +33,8 @@ server on its own free loopback port with its own copy of the model store.
   per client they would cap the benchmark, not measure it), one JSON log
   line per request at INFO, metrics, the prediction log in SQLite, keys
   checked when sent. Rows beside it show what each part costs: limits off,
-  limits in Redis (``--redis``), the log line at WARNING, keys required.
+  limits in Redis (``--redis``), the log line at WARNING, keys required,
+  limits, keys and the prediction log all off.
 
 Writes the report to ``docs/benchmarks.md`` (``--out``) and prints it.
 """
@@ -45,12 +49,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from batch import bench_batch, bench_explain
-from common import CEILING_APP, MODELS, ROOT, say
+from common import CEILING_APP, HELLO, HELLO_APP, MODELS, ROOT, say
 from load import Variant, bench_predict, service_variants
 from machine import machine
 from memory import bench_memory
 from prediction_log import bench_prediction_log
-from processes import gunicorn
+from processes import bare_gunicorn, gunicorn
 from profiling import bench_profile
 from report import report, write_report
 from start import bench_activation, bench_ready, import_profile
@@ -201,9 +205,11 @@ def main(argv=None) -> int:
         say("/v1/predict")
         res["predict"] = {}
         with gunicorn("ceiling", source, app=CEILING_APP,
-                      workers=args.workers) as ceiling:
+                      workers=args.workers) as ceiling, \
+                bare_gunicorn(HELLO, HELLO_APP, workers=args.workers) as hello:
             for model in MODELS:
-                res["predict"][model] = bench_predict(args, ctx, model, ceiling)
+                res["predict"][model] = bench_predict(args, ctx, model, ceiling,
+                                                      hello)
         say("/v1/predict/batch")
         res["batch"] = {m: bench_batch(args, ctx, m) for m in MODELS}
         say("explanations, in-process")
@@ -216,12 +222,12 @@ def main(argv=None) -> int:
         res["profile"] = {m: bench_profile(args, ctx, m) for m in MODELS}
     res["load_end"] = os.getloadavg()
     res["finished"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    if args.json_out:  # first: a report that fails can be written again
+        args.json_out.write_text(json.dumps(res, indent=1, default=str))
     text = report(args, ctx, res)
     print(text)
     if args.out:
         write_report(args, res, text)
-    if args.json_out:
-        args.json_out.write_text(json.dumps(res, indent=1, default=str))
     errors = sum(run["errors"] for model in res["predict"].values()
                  for rounds in model.values() for r in rounds
                  for run in r.values())

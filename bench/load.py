@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from common import LUA, say
-from processes import Server, call, gunicorn
+from processes import Server, call, gunicorn, worker_cpu_seconds
 from stores import store_copy
 
 PREDICT = "/v1/predict"
+#: The label of the row with the limiter, the key check and the prediction
+#: log all off: what the three cost together, against "API key required".
+WITHOUT_PARTS = "service, limits, keys and prediction log off"
 
 
 def wrk(args, url: str, path: str, bodies: Path, connections: int,
@@ -106,6 +109,9 @@ def service_variants(args, baseline: Path | None = None
     variants.append(Variant("service, API key required (X-API-Key)",
                             {**variants[0].env, "HOUSING_REQUIRE_API_KEY": "true"},
                             False, api_key=True))
+    variants.append(Variant(WITHOUT_PARTS,
+                            {**variants[0].env, "HOUSING_RATELIMIT_ENABLED": "false",
+                             "HOUSING_PREDICTION_LOG": "false"}, False))
     variants.append(Variant("service, every request ?explain=true",
                             variants[0].env, False,
                             path=f"{PREDICT}?explain=true"))
@@ -134,11 +140,23 @@ def api_key_for(work: Path) -> tuple[dict, str]:
         f"X-API-Key: {secret}"
 
 
-def bench_predict(args, ctx, model: str, ceiling: Server) -> dict:
-    """Interleaved rounds on /v1/predict: ceiling, then each service variant."""
+def measured_wrk(args, side: Server, path: str, bodies: Path, connections: int,
+                 duration: int, header: str | None = None) -> dict:
+    """One wrk run, and the CPU the server's workers spent per request."""
+    before = worker_cpu_seconds(side)
+    result = wrk(args, side.url, path, bodies, connections, duration, header)
+    spent = worker_cpu_seconds(side) - before
+    result["cpu_ms"] = spent / result["requests"] * 1000 if result["requests"] else None
+    return result
+
+
+def bench_predict(args, ctx, model: str, ceiling: Server,
+                  hello: Server | None = None) -> dict:
+    """Interleaved rounds on /v1/predict: ceiling, the bare hello-JSON app,
+    then each service variant."""
     results = {}
     with ExitStack() as stack:
-        sides = [ceiling]
+        sides = [ceiling, *([hello] if hello else [])]
         headers = {}
         for variant in ctx["variants"]:
             store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
@@ -155,7 +173,7 @@ def bench_predict(args, ctx, model: str, ceiling: Server) -> dict:
             header = headers.get(side.label)
             path = paths.get(side.label, PREDICT)
             check_predict(side, ctx["rows"][0],
-                          None if side is ceiling else model,
+                          None if side in (ceiling, hello) else model,
                           dict([header.split(": ", 1)]) if header else None,
                           path)
             wrk(args, side.url, path, ctx["single"], 16, args.warmup, header)
@@ -164,10 +182,9 @@ def bench_predict(args, ctx, model: str, ceiling: Server) -> dict:
             for r in range(args.rounds):
                 row = {}
                 for side in sides:
-                    row[side.label] = wrk(args, side.url,
-                                          paths.get(side.label, PREDICT),
-                                          ctx["single"], c, args.duration,
-                                          headers.get(side.label))
+                    row[side.label] = measured_wrk(
+                        args, side, paths.get(side.label, PREDICT),
+                        ctx["single"], c, args.duration, headers.get(side.label))
                     say(f"  predict {model} c={c} round {r + 1}/{args.rounds} "
                         f"{side.label}: {short(row[side.label])}")
                 rounds.append(row)

@@ -123,6 +123,46 @@ def gunicorn(label: str, store: Path, *, app: str | None = None,
             stop(process)
 
 
+@contextmanager
+def bare_gunicorn(label: str, app: str, *, workers: int = 2, timeout: float = 60):
+    """``gunicorn -w workers app`` with Gunicorn's own defaults (no config
+    file, no entrypoint); yield a :class:`Server` once it answers."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-bare-") as tmp:
+        log = Path(tmp) / "gunicorn.log"
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("HOUSING_", "GUNICORN_"))
+               and k != "WEB_CONCURRENCY"}
+        gunicorn_bin = str(Path(sys.executable).with_name("gunicorn"))
+        with open(log, "wb") as out:
+            started = time.monotonic()
+            process = subprocess.Popen(
+                [gunicorn_bin, "--config", "/dev/null", "-w", str(workers),
+                 "--bind", f"127.0.0.1:{port}", app],
+                cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            ready_s = wait_ready(url, process, log, started, None, timeout)
+            yield Server(label, url, process.pid, Path(tmp), log, workers, ready_s)
+        finally:
+            stop(process)
+
+
+def worker_cpu_seconds(server: Server) -> float:
+    """User + system CPU seconds of the server's workers (the master's
+    children) so far."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    total = 0
+    for pid in children.read_text().split():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a worker that just exited
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(url, process, log, started, expect_version, timeout) -> float:
     """Poll ``/health/ready`` every 10 ms; return seconds since ``started``."""
     while time.monotonic() - started < timeout:

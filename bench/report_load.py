@@ -1,6 +1,71 @@
 """The report's /v1/predict and /v1/predict/batch sections."""
-from common import LABELS, MODELS
+from common import HELLO, LABELS, MODELS
+from load import WITHOUT_PARTS
 from report_common import fmt_rate, med
+
+
+def cpu(runs) -> float | None:
+    """Median worker CPU ms per request of ``runs`` (None if not recorded)."""
+    values = [r["cpu_ms"] for r in runs if r.get("cpu_ms") is not None]
+    return med(values) if values else None
+
+
+def parts(args, ctx, res: dict) -> list[str]:
+    """What each part of the production service costs, at c=16."""
+    labels = {v.label: v for v in ctx["variants"]}
+    production = next(v.label for v in ctx["variants"] if v.production)
+    keyed = next((v.label for v in ctx["variants"] if v.api_key), None)
+    lean_other = next((v.label for v in ctx["variants"]
+                       if "lean=" in v.label and not v.production), None)
+    explained = next((v.label for v in ctx["variants"] if "explain" in v.path),
+                     None)
+    # (part, the run with it, the run without it)
+    pairs = [
+        ("the rate limiter, `memory://` (default)", production,
+         "service, rate limits off"),
+        ("the rate limiter in Redis instead", "service, rate limits in Redis",
+         "service, rate limits off"),
+        ("the JSON access log line at INFO (default)", production,
+         "service, log level WARNING"),
+        ("a required API key, sent and checked", keyed, production),
+        ("limiter, key check and prediction log together", keyed, WITHOUT_PARTS),
+        ("the library path (`lean=false`) instead of the lean one", lean_other,
+         production),
+        ("`?explain=true` on every request", explained, production),
+    ]
+    out = []
+    add = out.append
+    add("## What each part costs")
+    add("")
+    add("From the `/v1/predict` rounds below at c=16: each part's run against "
+        "the run without it, in the same round. The req/s cost is 1 minus the "
+        "median of the per-round ratios; CPU is what the server's two workers "
+        "spent per request (user + system, from `/proc`), the run with the "
+        "part minus the run without, medians over the rounds.")
+    add("")
+    add("| part | model | req/s cost (median; per round) | worker CPU ms per "
+        "request, with / without | CPU added, ms |")
+    add("|---|---|---|---|---|")
+    for model in MODELS:
+        rounds = res["predict"].get(model, {}).get("16")
+        if not rounds:
+            continue
+        for part, top, bottom in pairs:
+            if top not in labels or bottom not in rounds[0] or top not in rounds[0]:
+                continue
+            per = [1 - r[top]["rps"] / r[bottom]["rps"] for r in rounds]
+            with_cpu = cpu(r[top] for r in rounds)
+            without_cpu = cpu(r[bottom] for r in rounds)
+            cells = [part, LABELS[model],
+                     f"{med(per):.0%} (" + ", ".join(f"{x:.0%}" for x in per) + ")"]
+            if with_cpu is None or without_cpu is None:
+                cells += ["", ""]
+            else:
+                cells += [f"{with_cpu:.2f} / {without_cpu:.2f}",
+                          f"{with_cpu - without_cpu:+.2f}"]
+            add("| " + " | ".join(cells) + " |")
+    add("")
+    return out
 
 
 def predict(args, ctx, res: dict) -> list[str]:
@@ -9,22 +74,25 @@ def predict(args, ctx, res: dict) -> list[str]:
     add = out.append
     add("## `/v1/predict`: one home per request")
     add("")
-    add("Median over the rounds of each run's req/s and latency percentiles; "
-        "the ratios are each round's service run over that round's ceiling "
-        "run.")
+    add("Median over the rounds of each run's req/s, latency percentiles and "
+        "worker CPU per request; the ratios are each round's run over that "
+        f"round's ceiling run (and over `{HELLO}`'s).")
     for model in MODELS:
         add("")
         add(f"### {LABELS[model]} active")
         add("")
-        add("| c | server | median req/s | p50 ms | p99 ms | req/s ratio "
-            "(median; per round) | p99 ratio (median) | errors |")
-        add("|---|---|---|---|---|---|---|---|")
+        add("| c | server | median req/s | p50 ms | p99 ms | worker CPU ms/req "
+            "| req/s ratio (median; per round) | p99 ratio (median) "
+            f"| req/s over {HELLO}'s | errors |")
+        add("|---|---|---|---|---|---|---|---|---|---|")
         for c, rounds in res["predict"][model].items():
             for label in rounds[0]:
                 runs = [r[label] for r in rounds]
+                spent = cpu(runs)
                 cells = [c, label, fmt_rate(med(r["rps"] for r in runs)),
                          f"{med(r['p50_ms'] for r in runs):.2f}",
-                         f"{med(r['p99_ms'] for r in runs):.2f}"]
+                         f"{med(r['p99_ms'] for r in runs):.2f}",
+                         "" if spent is None else f"{spent:.2f}"]
                 if label == "ceiling":
                     cells += ["", ""]
                 else:
@@ -34,6 +102,9 @@ def predict(args, ctx, res: dict) -> list[str]:
                     cells += [f"{med(per):.2f} ("
                               + ", ".join(f"{x:.2f}" for x in per) + ")",
                               f"{med(p99):.2f}"]
+                over_hello = (med(r[label]["rps"] / r[HELLO]["rps"] for r in rounds)
+                              if HELLO in rounds[0] and label != HELLO else None)
+                cells.append("" if over_hello is None else f"{over_hello:.2f}")
                 cells.append(str(sum(r["errors"] for r in runs)))
                 add("| " + " | ".join(cells) + " |")
     add("")

@@ -64,3 +64,28 @@ def test_bench_defaults_are_what_issue_6_asks(monkeypatch):
     assert args.batch_rows == 1000 and args.memory_requests >= 10_000
     assert args.memory_workers == [2, 4]
     assert args.out.name == "benchmarks.md"
+
+
+def test_hello_answers_without_reading_the_body():
+    client = load("hello").app.test_client()
+    response = client.post("/v1/predict", data="{not json",
+                           content_type="application/json")
+    assert response.status_code == 200 and response.get_json() == {"hello": "world"}
+
+
+def test_each_part_costs_its_run_against_the_run_without_it(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    report_load, load_module = load("report_load"), load("load")
+    variants = [load_module.Variant("service", {}, True),
+                load_module.Variant("service, rate limits off", {}, False)]
+
+    def run(rps, cpu_ms):
+        return {"rps": rps, "cpu_ms": cpu_ms}
+
+    rounds = [{"service": run(800, 2.5), "service, rate limits off": run(1000, 2.0)},
+              {"service": run(900, 2.4), "service, rate limits off": run(1000, 2.1)},
+              {"service": run(600, 2.9), "service, rate limits off": run(1000, 2.2)}]
+    res = {"predict": {model: {"16": rounds} for model in ("reference-knn",)}}
+    lines = report_load.parts(None, {"variants": variants}, res)
+    (row,) = [line for line in lines if line.startswith("| the rate limiter, `memory")]
+    assert "| 20% (20%, 10%, 40%) | 2.50 / 2.10 | +0.40 |" in row
