@@ -34,8 +34,8 @@ from servers import free_port, gunicorn_server, worker_pids
 WORKERS = 2
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
 REDIS_REQUIRED = os.environ.get("HOUSING_REQUIRE_REDIS") == "1"
-FALLBACK = "Rate limit storage unreachable - falling back to in-memory storage"
-RECOVERED = "Rate limit storage recovered"
+FALLBACK = "rate limits: storage unreachable"
+RECOVERED = "rate limits: storage reachable again"
 
 
 def unavailable(reason: str):
@@ -426,8 +426,8 @@ def test_predictions_keep_flowing_while_redis_is_away(model_dir, home,
             load.wait_more(10)
 
             private_redis.start()  # same port, empty
-            # flask-limiter probes the storage again with a backoff (1, 2,
-            # 4 s...) and only when requests come: keep them coming.
+            # The quota probes the storage again with a backoff (1, 2, 4
+            # s...) and only when requests come: keep them coming.
             wait_for(lambda: private_redis.keys() > 0
                      and RECOVERED in server.log_text(),
                      "limits did not return to Redis", 30, server.log_text)
@@ -440,7 +440,8 @@ def test_predictions_keep_flowing_while_redis_is_away(model_dir, home,
     records = [json.loads(line) for line in log.splitlines()
                if FALLBACK in line or RECOVERED in line]
     assert {(r["logger"], r["level"]) for r in records
-            if r["message"] == FALLBACK} == {("flask-limiter", "WARNING")}
+            if r["message"].startswith(FALLBACK)} == {("housing_api.web.limits",
+                                                       "WARNING")}
 
 
 # --- logs -----------------------------------------------------------------------

@@ -118,6 +118,24 @@ def test_rate_limit_answers_429_in_the_common_shape(model_dir, home):
     assert response.headers["X-RateLimit-Remaining"] == "0"
 
 
+def test_headers_show_the_shortest_window_until_another_is_used_up(model_dir, home):
+    client = make_client(model_dir, PREDICT_RATE_LIMIT="10 per second; 3 per minute")
+    first = client.post("/v1/predict", json=home)
+    assert first.status_code == 200
+    assert first.headers["X-RateLimit-Limit"] == "10"
+    assert first.headers["X-RateLimit-Remaining"] == "9"
+    assert int(first.headers["X-RateLimit-Reset"]) >= int(time.time())
+    assert "Retry-After" not in first.headers  # nothing to wait for
+    client.post("/v1/predict", json=home)
+    client.post("/v1/predict", json=home)
+    refused = client.post("/v1/predict", json=home)
+    assert refused.status_code == 429
+    assert refused.headers["X-RateLimit-Limit"] == "3"  # the minute's, used up
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "3 per 1 minute" in refused.get_json()["message"]
+
+
 def test_a_one_second_window_still_says_wait_a_second(model_dir, home):
     """flask-limiter rounds the time to the window's end down: under
     "50 per 1 second" it said Retry-After: 0, and a client that honoured
