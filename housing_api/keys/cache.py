@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: A key's ``last_used_at`` is written at most this often (per process).
 LAST_USED_EVERY = timedelta(minutes=1)
+#: Seconds between two reads of the keys for digests this process missed.
+REREAD_EVERY = 1.0
 #: Files of usage counts that an exiting process could not write.
 KEPT_PREFIX = "key-usage-"
 
@@ -49,6 +52,7 @@ class KeyCache:
         self.interval = float(interval)
         self.spool_dir = Path(spool_dir) if spool_dir else None
         self._keys: dict[bytes, ApiKey] | None = None
+        self._reread_after = 0.0
         self._pid = None
         self._start_lock = threading.Lock()
 
@@ -66,6 +70,25 @@ class KeyCache:
         if keys is None:
             raise KeysUnavailableError("the API keys could not be read")
         return keys.get(key_digest)
+
+    def lookup_new(self, key_digest: bytes) -> ApiKey | None:
+        """:meth:`lookup_digest`, reading the keys again on a miss (at most
+        once a second per process).
+
+        For the pages, whose key may have been made a moment ago: it may be
+        known to the worker that took it and not yet to this one (each
+        reads the keys every ``interval`` seconds). The database away, the
+        keys read before stay, as in :meth:`refresh`.
+        """
+        key = self.lookup_digest(key_digest)
+        if key is None and time.monotonic() >= self._reread_after:
+            self._reread_after = time.monotonic() + REREAD_EVERY
+            try:
+                self._keys = keys_by_digest(self._engines.get())
+            except Exception as exc:
+                log.warning("API keys not read again (%s)", type(exc).__name__)
+            key = self.lookup_digest(key_digest)
+        return key
 
     def any_with_scope(self, scope: str) -> bool:
         """Whether some key that is not revoked has ``scope``."""

@@ -68,7 +68,7 @@ def identify() -> None:
     if request.blueprint != "ui" or SESSION_KEY not in session:
         return
     try:
-        key = current_app.extensions["housing_keys"].lookup_digest(
+        key = current_app.extensions["housing_keys"].lookup_new(
             bytes.fromhex(session[SESSION_KEY]))
     except (KeysUnavailableError, ValueError):
         return
@@ -398,8 +398,8 @@ def key():
         secret = request.form.get("key", "").strip()
         found = None
         try:
-            found = current_app.extensions["housing_keys"].lookup(secret) \
-                if secret else None
+            found = current_app.extensions["housing_keys"].lookup_new(
+                digest(secret)) if secret else None
         except KeysUnavailableError:
             error = "API keys cannot be checked right now; try again shortly."
         if error is None:

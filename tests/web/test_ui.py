@@ -8,6 +8,7 @@ import pytest
 from conftest import DATA_DIR, TOKEN, close_app, make_logged_app
 from housing_api import create_app
 from housing_api.inference.columns import CLIENT_COLUMNS
+from housing_api.keys.records import create_key
 from housing_api.web.schemas import HomeSchema
 from model_files import publish_copy
 
@@ -235,6 +236,28 @@ def test_with_keys_required_a_page_asks_for_a_key_once(keyed, home):
     key_id = next(k["id"] for k in keys if k["name"] == "predict")
     days = client.get(f"/admin/keys/{key_id}/usage", headers=admin).get_json()
     assert sum(d["estimates"] for d in days["days"]) == 1
+
+
+def test_a_key_made_elsewhere_a_moment_ago_signs_in_at_once(keyed):
+    """Made by the CLI or another worker: this process has not read it yet
+    (it reads the keys every few seconds), and must not refuse it or drop
+    the session that holds it."""
+    client, _ = keyed
+    cache = client.application.extensions["housing_keys"]
+    engine = client.application.extensions["housing_db"].get()
+    _, secret = create_key(engine, "made elsewhere", ["predict"])
+    assert cache.lookup(secret) is None  # not read yet
+    accepted = sign_in(client, secret)
+    assert accepted.status_code == 302 and accepted.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
+    # Read again at most once a second: unknown keys cannot make it query
+    # the database on every try.
+    queries = []
+    original = cache._engines.get
+    cache._engines.get = lambda: queries.append(1) or original()
+    for i in range(5):
+        assert sign_in(client, f"hk_unknown{i}").status_code == 401
+    assert len(queries) <= 1
 
 
 def test_a_key_revoked_after_sign_in_is_asked_for_again(keyed):
