@@ -28,7 +28,7 @@ test: install
 	tests/smoke.sh
 
 ## bench: the service against a minimal Flask app on the same Gunicorn,
-## written to docs/benchmarks.md (about 20 minutes; BENCH_ARGS=--quick to try)
+## written to docs/benchmarks.md (about 45 minutes; BENCH_ARGS=--quick to try)
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { \
 		echo "make bench needs wrk, the HTTP load generator. Install it with:" >&2; \

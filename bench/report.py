@@ -179,7 +179,7 @@ def reproduce(args, ctx, res: dict) -> list[str]:
     add("## Reproduce")
     add("")
     add("```sh")
-    add("make bench                          # this report, about 20 minutes")
+    add("make bench                          # this report, about 45 minutes")
     add("make bench BENCH_ARGS=--quick       # a smoke run; prints, writes "
         "nothing")
     add(".venv/bin/python bench/bench.py --help")
