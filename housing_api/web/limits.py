@@ -9,8 +9,9 @@ The shared quota is checked here, not by flask-limiter's decorator, which
 resolved its blueprints' limits, re-parsed the limit string and walked its
 exemption rules on every request (about 15% of a k-NN estimate's CPU).
 :class:`Quota` parses each limit string once, hits each of its limits once
-through flask-limiter's own strategy and storage, and takes the headers
-from the same counters: ``X-RateLimit-Limit``, ``-Remaining`` and
+through flask-limiter's own strategy and storage (in Redis, every limit and
+the headers' numbers in one round trip: ``ops.limit_storage``), and takes
+the headers from the same counters: ``X-RateLimit-Limit``, ``-Remaining`` and
 ``-Reset`` of the shortest window (of the breached one on a 429, with
 ``Retry-After``).
 
@@ -31,7 +32,7 @@ from limits import RateLimitItem, parse_many
 from limits.strategies import STRATEGIES
 
 from ..extensions import limiter
-from ..ops.limit_storage import WorkerMemoryStorage
+from ..ops.limit_storage import RedisWindows, WorkerMemoryStorage
 from . import admin, keys, monitoring, predict, ui
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class Quota:
         self._scope = (key_prefix, SCOPE) if key_prefix else (SCOPE,)
         self._strategy_name = strategy
         self._fallback = None
+        self._windows_of = self._windows = None
         self._failures = 0
         self._retry_at = 0.0
 
@@ -87,11 +89,18 @@ class Quota:
         who = keys.rate_key()
         strategy = self._strategy()
         try:
-            shown = next((item for item in items
-                          if not strategy.hit(item, *self._scope, who)), None)
-            refused = shown is not None
-            shown = shown or items[0]
-            reset, remaining = strategy.get_window_stats(shown, *self._scope, who)
+            if strategy is not self._fallback and self._one_trip(strategy):
+                refused_at, remaining, reset = self._windows.hit(
+                    items, *self._scope, who)
+                refused = refused_at >= 0
+                shown = items[refused_at if refused else 0]
+            else:
+                shown = next((item for item in items
+                              if not strategy.hit(item, *self._scope, who)), None)
+                refused = shown is not None
+                shown = shown or items[0]
+                reset, remaining = strategy.get_window_stats(shown, *self._scope,
+                                                             who)
         except Exception as exc:  # the storage is away: count in memory
             if strategy is self._fallback:
                 raise
@@ -108,6 +117,15 @@ class Quota:
             abort(429, message=f"Too many requests: this client may send {shown} "
                                "here; see Retry-After.", headers=headers)
         g.rate_limit_headers = headers
+
+    def _one_trip(self, strategy) -> bool:
+        """Whether ``strategy``'s storage takes every limit in one call
+        (Redis, fixed windows): made once per storage."""
+        if self._windows_of is not strategy.storage:
+            self._windows_of = strategy.storage
+            self._windows = (RedisWindows(strategy.storage)
+                             if RedisWindows.supports(strategy) else None)
+        return self._windows is not None
 
     def _strategy(self):
         if self._retry_at and time.monotonic() < self._retry_at:

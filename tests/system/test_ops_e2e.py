@@ -42,7 +42,8 @@ def unavailable(reason: str):
     """Skip for want of Redis, or fail where Redis is required (CI)."""
     if REDIS_REQUIRED:
         pytest.fail(f"{reason}, and HOUSING_REQUIRE_REDIS=1 requires it")
-    pytest.skip(reason)
+    pytest.skip(f"{reason}: `sudo apt-get install redis-server` installs and "
+                "starts one on 127.0.0.1:6379")
 
 
 # --- helpers -------------------------------------------------------------

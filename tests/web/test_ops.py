@@ -1,6 +1,7 @@
 """Metrics, rate limits and logs, in process (the Gunicorn ones: test_ops_e2e)."""
 import json
 import logging
+import os
 import threading
 import time
 
@@ -205,6 +206,75 @@ def test_expired_memory_counters_are_freed(monkeypatch):
     # Counting stayed right: a new window for client-a too.
     assert all(strategy.hit(item, "client-a") for _ in range(5))
     assert not strategy.hit(item, "client-a")
+
+
+@pytest.fixture
+def redis_limits(model_dir):
+    """(make_client, the redis-py client) with the limits in the Redis on
+    127.0.0.1:6379 under a key prefix of their own, deleted afterwards."""
+    import uuid
+
+    import redis
+
+    url = "redis://127.0.0.1:6379/15"
+    connection = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        connection.ping()
+    except redis.RedisError as exc:
+        reason = f"no Redis at {url} ({exc})"
+        if os.environ.get("HOUSING_REQUIRE_REDIS") == "1":
+            pytest.fail(f"{reason}, and HOUSING_REQUIRE_REDIS=1 requires it")
+        pytest.skip(f"{reason}: `sudo apt-get install redis-server` installs "
+                    "and starts one on 127.0.0.1:6379")
+    prefix = f"housing-test-{uuid.uuid4().hex}"
+
+    def make(limit):
+        return make_client(model_dir, RATELIMIT_STORAGE_URI=url,
+                           RATELIMIT_KEY_PREFIX=prefix, PREDICT_RATE_LIMIT=limit)
+
+    yield make, connection
+    for key in connection.scan_iter(match=f"*{prefix}*"):
+        connection.delete(key)
+    connection.close()
+
+
+def test_redis_limits_take_one_round_trip_a_request(redis_limits, home, monkeypatch):
+    make, _ = redis_limits
+    client = make("50 per second; 3 per minute")
+    client.post("/v1/predict", json=home)  # the script is loaded
+    calls = []
+    redis_client = limiter.storage.get_connection()
+    original = redis_client.execute_command
+    monkeypatch.setattr(redis_client, "execute_command",
+                        lambda *args, **kw: calls.append(args[0])
+                        or original(*args, **kw))
+    second = client.post("/v1/predict", json=home)
+    assert calls == ["EVALSHA"]
+    assert second.headers["X-RateLimit-Limit"] == "50"
+    assert second.headers["X-RateLimit-Remaining"] == "48"
+    assert int(second.headers["X-RateLimit-Reset"]) >= int(time.time())
+    client.post("/v1/predict", json=home)
+    refused = client.post("/v1/predict", json=home)
+    assert refused.status_code == 429
+    assert refused.headers["X-RateLimit-Limit"] == "3"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+
+
+def test_a_request_refused_by_one_window_is_not_counted_in_the_next(
+        redis_limits, home):
+    make, _ = redis_limits
+    client = make("1 per second; 2 per minute")
+    statuses = []
+    for _ in range(2):  # two seconds: one granted, one refused in each
+        statuses += [client.post("/v1/predict", json=home).status_code
+                     for _ in range(2)]
+        time.sleep(1.05)
+    assert statuses == [200, 429, 200, 429]
+    # The minute saw the two granted requests only: one more is refused by it.
+    refused = client.post("/v1/predict", json=home)
+    assert refused.status_code == 429
+    assert refused.headers["X-RateLimit-Limit"] == "2"
 
 
 @pytest.mark.parametrize("hops, same_bucket", [(0, True), (1, False)])
