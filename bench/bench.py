@@ -52,7 +52,7 @@ from batch import bench_batch, bench_explain
 from common import CEILING_APP, HELLO, HELLO_APP, MODELS, ROOT, say
 from load import Variant, bench_predict, service_variants
 from machine import machine
-from memory import bench_memory
+from memory import bench_memory, bench_memory_ceiling
 from prediction_log import bench_prediction_log
 from processes import bare_gunicorn, gunicorn
 from profiling import bench_profile
@@ -218,6 +218,7 @@ def main(argv=None) -> int:
         res["prediction_log"] = bench_prediction_log(args, ctx)
         say("memory")
         res["memory"] = {m: bench_memory(args, ctx, m) for m in MODELS}
+        res["memory_ceiling"] = bench_memory_ceiling(args, ctx)
         say("profile")
         res["profile"] = {m: bench_profile(args, ctx, m) for m in MODELS}
     res["load_end"] = os.getloadavg()

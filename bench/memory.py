@@ -2,7 +2,7 @@
 import time
 
 import memstat
-from common import say
+from common import CEILING_APP, say
 from load import wrk
 from processes import gunicorn
 from stores import store_copy
@@ -15,23 +15,35 @@ def bench_memory(args, ctx, model: str) -> dict:
         store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
         with gunicorn("service", store, workers=workers,
                       expect_version=ctx["versions"][model]) as server:
-            total, rps = 0, 500.0
-            while total < args.memory_requests:
-                seconds = max(1, min(10, round((args.memory_requests - total)
-                                               / rps + 0.5)))
-                run = wrk(args, server.url, "/v1/predict", ctx["single"], 16,
-                          seconds)
-                if run["errors"]:
-                    raise RuntimeError(f"memory run: {run['errors']} errors")
-                total += run["requests"]
-                rps = max(run["rps"], 1.0)
-            time.sleep(1)
-            mem = memstat.tree(server.pid)
-            if len(mem["workers"]) != workers:
-                raise RuntimeError(f"expected {workers} workers, found "
-                                   f"{sorted(mem['workers'])}")
-            results[str(workers)] = {"requests": total, **mem}
-            say(f"  memory {model} {workers} workers after {total} requests: "
-                + ", ".join(f"{w} USS {m['uss_kib'] / 1024:.1f} MiB"
-                            for w, m in mem["workers"].items()))
+            results[str(workers)] = after_load(args, ctx, server, model)
     return results
+
+
+def bench_memory_ceiling(args, ctx) -> dict:
+    """The same for the ceiling app, on the service's Gunicorn configuration."""
+    workers = args.memory_workers[0]
+    with gunicorn("ceiling", ctx["source"], app=CEILING_APP,
+                  workers=workers) as server:
+        return after_load(args, ctx, server, "ceiling")
+
+
+def after_load(args, ctx, server, label: str) -> dict:
+    """Memory of ``server``'s processes after ``memory_requests`` requests."""
+    total, rps = 0, 500.0
+    while total < args.memory_requests:
+        seconds = max(1, min(10, round((args.memory_requests - total)
+                                       / rps + 0.5)))
+        run = wrk(args, server.url, "/v1/predict", ctx["single"], 16, seconds)
+        if run["errors"]:
+            raise RuntimeError(f"memory run: {run['errors']} errors")
+        total += run["requests"]
+        rps = max(run["rps"], 1.0)
+    time.sleep(1)
+    mem = memstat.tree(server.pid)
+    if len(mem["workers"]) != server.workers:
+        raise RuntimeError(f"expected {server.workers} workers, found "
+                           f"{sorted(mem['workers'])}")
+    say(f"  memory {label} {server.workers} workers after {total} requests: "
+        + ", ".join(f"{w} USS {m['uss_kib'] / 1024:.1f} MiB"
+                    for w, m in mem["workers"].items()))
+    return {"requests": total, **mem}

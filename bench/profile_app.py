@@ -8,7 +8,10 @@ native thread, and prints one JSON object: CPU ms per request of each app
 without a profiler, and the service's self time per request grouped by the
 package the code belongs to (cProfile; the profiler's own overhead inflates
 Python-heavy code, so the groups are proportions, not exact costs), and
-pyinstrument's call tree of the same requests (``tree``, text).
+pyinstrument's call tree of the same requests (``tree``, text). With
+``--batch-body``, also where one ``POST /v1/predict/batch`` of those homes
+spends its CPU (``batch``): the whole request, the model's own ``predict``,
+reading the JSON body, validating the homes and writing the answer.
 
 Run by profiling.py with ``PROMETHEUS_MULTIPROC_DIR`` set (as under Gunicorn)
 and ``OMP_NUM_THREADS=1`` before Python starts.
@@ -28,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from ceiling import create_app as create_ceiling  # bench/ is sys.path[0]
 from processes import NEVER_TRIPPING_LIMITS
 from housing_api import create_app
+from housing_api.db import migrate
 from housing_api.inference.columns import records_to_columns
 from housing_api.web.schemas import HomeSchema
 
@@ -76,10 +80,64 @@ def model_cpu_ms(app, rows, n: int) -> float:
     return (time.process_time() - start) / n * 1000
 
 
+def retained_kib(client, rows, n: int = 60) -> float:
+    """KiB that ``n`` requests allocate and keep (tracemalloc), after one."""
+    import gc
+    import tracemalloc
+
+    cpu_ms(client, rows, 1)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    cpu_ms(client, rows, n)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    return sum(d.size_diff for d in after.compare_to(before, "filename")) / 1024
+
+
+def batch_cpu_ms(app, client, body: str, n: int = 10) -> dict:
+    """CPU ms of one batch request and of the parts no layer can skip."""
+    predictor = app.extensions["housing"].predictor
+    schema = HomeSchema()
+    homes = json.loads(body)["instances"]
+    columns = records_to_columns(schema.fast_load_many(homes))
+    answer = client.post("/v1/predict/batch", data=body,
+                         content_type="application/json")
+    if answer.status_code != 200:
+        raise RuntimeError(f"{answer.status_code}: {answer.data[:300]}")
+    answer = answer.get_json()
+
+    def request():
+        client.post("/v1/predict/batch", data=body,
+                    content_type="application/json")
+
+    parts = {"request": request,
+             "model": lambda: predictor.predict(columns),
+             "read_json": lambda: json.loads(body),
+             "validate": lambda: records_to_columns(schema.fast_load_many(homes)),
+             "write_json": lambda: json.dumps(answer, separators=(",", ":"))}
+    store = app.extensions["housing"].store
+    if type(predictor.estimator).__name__ == "CompiledTrees":
+        # The same version through LightGBM's C API: what compiling saves.
+        c_api = type(store)(store.root, compiled=False).load(predictor.version)
+        parts["model_c_api"] = lambda: c_api.predict(columns)
+    result = {"homes": len(homes), "estimator": type(predictor.estimator).__name__}
+    for name, call in parts.items():
+        call()
+        start = time.process_time()
+        for _ in range(n):
+            call()
+        result[f"{name}_ms"] = (time.process_time() - start) / n * 1000
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--bodies", type=Path, required=True)
+    parser.add_argument("--batch-body", type=Path,
+                        help="a JSON batch body ({\"instances\": [...]})")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args(argv)
@@ -90,6 +148,9 @@ def main(argv=None):
                               "DATA_DIR": str(HERE.parent / "data"),
                               **{key.removeprefix("HOUSING_"): value for key, value
                                  in NEVER_TRIPPING_LIMITS.items()}}).test_client()
+        # As deploy/entrypoint.sh does before the server starts: without the
+        # tables, the prediction log would spool every estimate instead.
+        migrate.upgrade(service.application.config["DATABASE_URL"])
         ceiling = create_ceiling().test_client()
         for client in (service, ceiling):
             cpu_ms(client, rows, 200)
@@ -98,6 +159,10 @@ def main(argv=None):
                   "service_cpu_ms": cpu_ms(service, rows, args.requests),
                   "model_cpu_ms": model_cpu_ms(service.application, rows,
                                                args.requests)}
+        result["retained_kib_60"] = retained_kib(service, rows)
+        if args.batch_body:
+            result["batch"] = batch_cpu_ms(service.application, service,
+                                           args.batch_body.read_text())
         profile = cProfile.Profile()
         profile.enable()
         cpu_ms(service, rows, args.requests)

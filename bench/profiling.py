@@ -21,7 +21,8 @@ def bench_profile(args, ctx, model: str) -> dict:
                 **ctx["variants"][0].env})
     proc = subprocess.run(
         [sys.executable, str(HERE / "profile_app.py"), "--model-dir", str(store),
-         "--bodies", str(ctx["single"]), "--requests", str(args.profile_requests)],
+         "--bodies", str(ctx["single"]), "--batch-body", str(ctx["batch"]),
+         "--requests", str(args.profile_requests)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         text=True, check=True)
     result = json.loads(proc.stdout)

@@ -1,5 +1,7 @@
 """The report's memory, start and activation, and CPU time sections."""
-from common import CONVERGED_STREAK, LABELS, MB, MIN_PREDICT_RATIO, MODELS
+from common import (
+    CONVERGED_STREAK, LABELS, MB, MIN_BATCH_RATIO, MIN_PREDICT_RATIO, MODELS,
+)
 from report_common import extra_uss, kib_mb, med
 
 
@@ -28,7 +30,32 @@ def memory(args, ctx, res: dict) -> list[str]:
                 + ", ".join(kib_mb(w["uss_kib"]) for w in ws) + " | "
                 + ", ".join(kib_mb(w["pss_kib"]) for w in ws) + " | "
                 f"{kib_mb(total)} |")
+    ceiling = res.get("memory_ceiling")
+    if ceiling:
+        ws = list(ceiling["workers"].values())
+        add(f"| ceiling (`bench/ceiling.py`) | {len(ws)} | "
+            f"{ceiling['requests']:,} | {kib_mb(ceiling['master']['uss_kib'])} / "
+            f"{kib_mb(ceiling['master']['pss_kib'])} | "
+            + ", ".join(kib_mb(w["uss_kib"]) for w in ws) + " | "
+            + ", ".join(kib_mb(w["pss_kib"]) for w in ws) + " | "
+            f"{kib_mb(ceiling['master']['pss_kib'] + sum(w['pss_kib'] for w in ws))} |")
     add("")
+    if ceiling:
+        add("The ceiling's row is the same Gunicorn configuration serving the "
+            "hello-JSON app after the same load: what a worker of any Flask "
+            "app on this Python holds. A service worker holds more chiefly "
+            "because CPython 3.11 writes the reference count of every object "
+            "a request touches, so each page of the master's modules and model "
+            "objects that a request reads becomes a private copy in that "
+            "worker; memory a request allocates and keeps is small in "
+            "comparison ("
+            + ", ".join(f"{LABELS[m]} {res['profile'][m]['retained_kib_60']:.0f} KiB"
+                        for m in MODELS
+                        if "retained_kib_60" in res.get("profile", {}).get(m, {}))
+            + " over 60 requests after the first, by tracemalloc, in the "
+            "profile's process). The first worker also refreshes the "
+            "live-accuracy gauges.")
+        add("")
     for model in MODELS:
         extra = extra_uss(res["memory"][model])
         if extra:
@@ -163,6 +190,43 @@ def where_the_time_goes(args, ctx, res: dict) -> list[str]:
             f"logging, metrics and the answer (the service spends "
             f"{spent:.2f}).")
     add("")
+    batches = {m: res["profile"][m]["batch"] for m in MODELS
+               if res["profile"][m].get("batch")}
+    if batches:
+        add(f"One `POST /v1/predict/batch` of {args.batch_rows:,} homes, CPU ms "
+            "in the same process (10 requests): the whole request; the model's "
+            "own `predict` on validated columns (the batch target's "
+            "denominator); what any JSON service must do with such a body "
+            "(read it, validate the homes into columns, write the answer); and "
+            "the rest (the prediction log's rows and their insert, metrics, "
+            "ids, rounding to the cent). The last column is what a "
+            f"{MIN_BATCH_RATIO:.0%} ratio would leave for that rest once the "
+            "model and the JSON work are paid; below zero, the JSON work alone "
+            "is more than the target allows.")
+        add("")
+        add("| model | estimator | request | model | read JSON | validate | "
+            f"write JSON | rest | model/request | left for the rest at "
+            f"{MIN_BATCH_RATIO:.0%} |")
+        add("|---|---|---|---|---|---|---|---|---|---|")
+        for model, b in batches.items():
+            fixed = b["read_json_ms"] + b["validate_ms"] + b["write_json_ms"]
+            rest = b["request_ms"] - b["model_ms"] - fixed
+            # At a ratio r, the request may cost model/r.
+            room = b["model_ms"] / MIN_BATCH_RATIO - b["model_ms"] - fixed
+            add(f"| {LABELS[model]} | `{b.get('estimator', '')}` | "
+                f"{b['request_ms']:.1f} | {b['model_ms']:.1f} | "
+                f"{b['read_json_ms']:.1f} | {b['validate_ms']:.1f} | "
+                f"{b['write_json_ms']:.1f} | {rest:.1f} | "
+                f"{b['model_ms'] / b['request_ms']:.0%} | {room:.1f} |")
+        add("")
+        for model, b in batches.items():
+            if "model_c_api_ms" in b:
+                add(f"- {LABELS[model]}: through LightGBM's C API instead of "
+                    f"the compiled trees, the model's part of this batch takes "
+                    f"{b['model_c_api_ms']:.1f} ms, not {b['model_ms']:.1f}: "
+                    "the batch target is a ratio to the model's own speed, so "
+                    "a faster model lowers it while the service's rows/s rise.")
+        add("")
     add("Largest single functions by self time:")
     add("")
     for model in MODELS:
