@@ -45,7 +45,8 @@ def create_app(test_config=None):
 def serve_active_version(app, service_metrics) -> ModelState:
     """Put the model state in ``app.extensions`` and load CURRENT's version."""
     state = ModelState(
-        ModelStore(app.config["MODEL_DIR"], lean=app.config["LEAN_INFERENCE"]),
+        ModelStore(app.config["MODEL_DIR"], lean=app.config["LEAN_INFERENCE"],
+                   compiled=app.config["COMPILED_TREES"]),
         service_metrics)
     app.extensions["housing"] = state
     try:

@@ -78,6 +78,10 @@ METRICS_ALLOWED_NETWORKS = ""
 #: the libraries' per-call overhead. False serves through the libraries'
 #: own predict (the fallback, and the baseline in the benchmark).
 LEAN_INFERENCE = True
+#: With LEAN_INFERENCE, serve LightGBM versions through their compiled trees
+#: (the store's ``compiled/`` folder, made at training time for this CPU);
+#: False keeps LightGBM's C API. Versions without compiled trees use it too.
+COMPILED_TREES = True
 
 #: The database of the prediction log and the reported sales (SQLAlchemy
 #: URL). Empty: SQLite in the instance folder (``instance/housing.db``).

@@ -1,4 +1,4 @@
-"""``housing-api models``: list, activate, roll back, delete and import versions."""
+"""``housing-api models``: list, activate, roll back, delete, compile and import."""
 from pathlib import Path
 
 import click
@@ -8,7 +8,7 @@ from .context import config, fail, model_store
 
 @click.group("models")
 def models_group():
-    """List, activate, roll back, delete and import model versions."""
+    """List, activate, roll back, delete, compile and import model versions."""
 
 
 @models_group.command("list")
@@ -61,6 +61,29 @@ def delete_command(version):
     except (ModelStoreError, OSError) as exc:
         fail(str(exc))
     click.echo(f"deleted: {version}")
+
+
+@models_group.command("compile")
+@click.argument("version", required=False)
+def compile_command(version):
+    """Compile VERSION's trees (default: the active one) for this CPU.
+
+    LightGBM versions only; the servers on this machine use the compiled
+    trees from their next reload on. Takes minutes.
+    """
+    from ..inference.lean.compiled import CompilationUnavailable
+    from ..store import ModelStoreError
+    from ..training.compiling import compile_version
+
+    settings = config()
+    store = model_store(settings)
+    version = version or store.current()
+    if version is None:
+        fail(f"no active version in {store.root}; name one")
+    try:
+        compile_version(store, version, settings["DATA_DIR"], echo=click.echo)
+    except (ModelStoreError, CompilationUnavailable, OSError) as exc:
+        fail(str(exc))
 
 
 @models_group.command("import")

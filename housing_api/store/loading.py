@@ -17,11 +17,14 @@ from .files import DEMOGRAPHICS, FILE_NAME_RE, METADATA, sha256_file
 log = logging.getLogger(__name__)
 
 
-def load_version(folder: Path, version: str, lean: bool = True) -> Predictor:
+def load_version(folder: Path, version: str, lean: bool = True,
+                 compiled_dir: Path | None = None) -> Predictor:
     """Load the version stored in ``folder``; raise InvalidModelError.
 
     Every file is checked against its sha256 in the metadata first; with
-    ``lean``, the estimator is served through its lean twin where one exists.
+    ``lean``, the estimator is served through its lean twin where one exists,
+    and a LightGBM model through its compiled trees where ``compiled_dir``
+    holds them for this CPU (see ``inference.lean.compiled``).
     """
     try:
         metadata = json.loads((folder / METADATA).read_text())
@@ -53,6 +56,9 @@ def load_version(folder: Path, version: str, lean: bool = True) -> Predictor:
         )
         if lean:
             estimator = _lean(estimator, version)
+            if compiled_dir is not None and artifact["format"] == "lightgbm":
+                estimator = _compiled(estimator, folder / artifact["file"],
+                                      artifact["sha256"], compiled_dir, version)
         extra = {}
         if context_file:
             extra["context"] = _load_context(feature_set, folder / context_file)
@@ -103,6 +109,33 @@ def _lean(estimator, version: str):
     except UnsupportedModel as exc:
         log.info("serving %s through the library: %s", version, exc)
         return estimator
+
+
+def _compiled(estimator, model_file: Path, sha256: str, compiled_dir: Path,
+              version: str):
+    """``estimator`` through its compiled trees, if ``compiled_dir`` has them."""
+    from ..inference.lean import LeanBooster
+    from ..inference.lean import compiled
+
+    if not isinstance(estimator, LeanBooster):
+        return estimator
+    try:
+        name = compiled.object_name(sha256)
+    except compiled.CompilationUnavailable as exc:
+        log.info("serving %s through LightGBM: %s", version, exc)
+        return estimator
+    object_file = Path(compiled_dir) / name
+    if not object_file.is_file():
+        log.info("serving %s through LightGBM: no compiled trees for this "
+                 "CPU (housing-api models compile %s makes them)", version,
+                 version)
+        return estimator
+    trees = compiled.load_compiled(model_file, object_file, estimator.booster,
+                                   estimator)
+    if trees is None:
+        return estimator
+    log.info("serving %s through its compiled trees", version)
+    return trees
 
 
 def check_predictions(columns: Mapping[str, np.ndarray]) -> Callable:

@@ -32,10 +32,17 @@ HISTORY_LIMIT = 1000
 class ModelStore:
     """Versions on disk under ``root``; see the module docstring."""
 
-    def __init__(self, root: Path, lock_timeout: float = 30.0, lean: bool = True):
+    def __init__(self, root: Path, lock_timeout: float = 30.0, lean: bool = True,
+                 compiled: bool = True):
         self.root = Path(root)
         #: Serve through housing_api.lean where it reproduces the library.
         self.lean = lean
+        #: With ``lean``, serve LightGBM models through their compiled trees
+        #: where ``compiled_dir`` has them for this CPU.
+        self.compiled = compiled
+        #: Machine code made here from the versions' LightGBM models (by
+        #: training or ``housing-api models compile``); never from an upload.
+        self.compiled_dir = self.root / "compiled"
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "CURRENT"
         self.history_file = self.root / "history.json"
@@ -243,7 +250,18 @@ class ModelStore:
             trash = self.versions_dir / f".deleting-{version}-{uuid.uuid4().hex}"
             os.replace(path, trash)
             folder_files.fsync_dir(self.versions_dir)
+            self._prune_compiled()
         shutil.rmtree(trash, ignore_errors=True)
+
+    def _prune_compiled(self) -> None:
+        """Remove compiled trees no stored version's model has any more."""
+        if not self.compiled_dir.is_dir():
+            return
+        kept = {self.metadata(v)["artifact"]["sha256"]
+                for v in self.list_versions()}
+        for path in self.compiled_dir.glob("[!.]*.o"):  # not one being made
+            if path.name.split("-", 1)[0] not in kept:
+                path.unlink(missing_ok=True)
 
     def _set_active(self, version: str, history: list[str],
                     before: list[str]) -> None:
@@ -260,4 +278,20 @@ class ModelStore:
 
     def load_folder(self, folder: Path, version: str) -> Predictor:
         """Load the version stored in ``folder``; raise InvalidModelError."""
-        return load_version(folder, version, lean=self.lean)
+        return load_version(
+            folder, version, lean=self.lean,
+            compiled_dir=self.compiled_dir if self.compiled else None)
+
+    def compiled_object(self, version: str) -> Path:
+        """Where the compiled trees of ``version`` go, for this CPU.
+
+        Raises InvalidModelError unless it is a LightGBM model, and
+        CompilationUnavailable without lleaves.
+        """
+        from ..inference.lean.compiled import object_name
+
+        artifact = self.metadata(version)["artifact"]
+        if artifact.get("format") != "lightgbm":
+            raise InvalidModelError(
+                f"{version} is not a LightGBM model; only those compile")
+        return self.compiled_dir / object_name(artifact["sha256"])

@@ -26,7 +26,8 @@ class LeanBooster:
         from lightgbm.basic import _LIB, _safe_call
 
         self._lib, self._safe_call = _LIB, _safe_call
-        self._booster = booster  # keeps the handle alive
+        #: The booster itself (and it keeps the handle alive).
+        self.booster = booster
         self._handle = booster._handle
         self.n_features_in_ = booster.num_feature()
         # Booster.predict(num_iteration=None) passes best_iteration (0 = all).
