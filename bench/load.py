@@ -49,6 +49,10 @@ def short(result: dict) -> str:
             f"p99 {result['p99_ms']:.2f} ms{errors}")
 
 
+#: The boosted model through LightGBM's C API, not its compiled trees.
+COMPILED_OFF = "service, compiled trees off"
+
+
 class Variant(NamedTuple):
     label: str
     env: dict
@@ -92,6 +96,10 @@ def service_variants(args, baseline: Path | None = None
                 {"HOUSING_LEAN_INFERENCE": flag}, lean == lean_default))
     else:
         variants.append(Variant("service", {}, True))
+    if hasattr(config, "COMPILED_TREES"):
+        variants.append(Variant(COMPILED_OFF,
+                                {**variants[0].env, "HOUSING_COMPILED_TREES": "false"},
+                                False))
     variants.append(Variant("service, rate limits off",
                             {**variants[0].env, "HOUSING_RATELIMIT_ENABLED": "false"},
                             False))

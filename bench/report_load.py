@@ -1,6 +1,6 @@
 """The report's /v1/predict and /v1/predict/batch sections."""
-from common import HELLO, LABELS, MODELS
-from load import WITHOUT_PARTS
+from common import BOOSTED, HELLO, LABELS, MODELS
+from load import COMPILED_OFF, WITHOUT_PARTS
 from report_common import fmt_rate, med
 
 
@@ -32,7 +32,11 @@ def parts(args, ctx, res: dict) -> list[str]:
         ("the library path (`lean=false`) instead of the lean one", lean_other,
          production),
         ("`?explain=true` on every request", explained, production),
+        ("LightGBM's C API instead of the compiled trees (default)", COMPILED_OFF,
+         production),
     ]
+    #: Parts only one model has.
+    only = {COMPILED_OFF: BOOSTED}
     out = []
     add = out.append
     add("## What each part costs")
@@ -52,6 +56,8 @@ def parts(args, ctx, res: dict) -> list[str]:
             continue
         for part, top, bottom in pairs:
             if top not in labels or bottom not in rounds[0] or top not in rounds[0]:
+                continue
+            if only.get(top, model) != model:
                 continue
             per = [1 - r[top]["rps"] / r[bottom]["rps"] for r in rounds]
             with_cpu = cpu(r[top] for r in rounds)

@@ -34,6 +34,7 @@ def prepare_models(args, work: Path) -> tuple[Path, dict, str]:
             shutil.copytree(args.model_dir / "versions" / version,
                             source / "versions" / version)
         how = f"copied from {args.model_dir}"
+        copy_compiled(args.model_dir, source, found.values())
     else:
         say(f"training both models into {source} (a few minutes)")
         env = {k: v for k, v in os.environ.items()
@@ -46,10 +47,35 @@ def prepare_models(args, work: Path) -> tuple[Path, dict, str]:
     from housing_api.store import ModelStore
 
     store = ModelStore(source)
+    if hasattr(store, "compiled_object"):
+        # As `housing-api train` leaves a boosted version: its trees compiled.
+        version = found[BOOSTED]
+        if not store.compiled_object(version).is_file():
+            say(f"compiling the trees of {version} (a few minutes)")
+            env = {k: v for k, v in os.environ.items()
+                   if k != "PROMETHEUS_MULTIPROC_DIR"}
+            env.update(HOUSING_MODEL_DIR=str(source), HOUSING_DATA_DIR=str(DATA))
+            subprocess.run([str(Path(sys.executable).parent / "housing-api"),
+                            "models", "compile", version], cwd=ROOT, env=env,
+                           check=True)
+            how += "; the boosted trees compiled for this run"
     for name in MODELS:
         store.load(found[name])  # checksums and features, before any server
     store.activate(found[BOOSTED])
     return source, {name: found[name] for name in MODELS}, how
+
+
+def copy_compiled(source: Path, dest: Path, versions) -> None:
+    """The compiled trees ``source`` holds for ``versions``' models."""
+    models = set()
+    for version in versions:
+        meta = json.loads((source / "versions" / version / "metadata.json")
+                          .read_text())
+        models.add(meta["artifact"]["sha256"])
+    for path in sorted((source / "compiled").glob("[!.]*.o")):
+        if path.name.split("-", 1)[0] in models:
+            (dest / "compiled").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest / "compiled" / path.name)
 
 
 def store_copy(source: Path, versions: dict, active: str, work: Path) -> Path:
@@ -60,6 +86,7 @@ def store_copy(source: Path, versions: dict, active: str, work: Path) -> Path:
     for version in versions.values():
         shutil.copytree(source / "versions" / version,
                         dest / "versions" / version)
+    copy_compiled(source, dest, versions.values())
     ModelStore(dest).activate(versions[active])
     return dest
 
