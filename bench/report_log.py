@@ -42,6 +42,21 @@ def prediction_log(args, ctx, res: dict) -> list[str]:
                                     + f"), {met}")
         cells.append(str(sum(r["errors"] for r in one + many)))
         add("| " + " | ".join(cells) + " |")
+    add("")
+    added = []
+    for label in log["stores"]:
+        if label == OFF:
+            continue
+        # What each logged row adds to the batch's time, in absolute terms:
+        # a faster model lowers the ratio while this cost stays put.
+        per = [1e6 / r[label]["rows_per_s"] - 1e6 / r[OFF]["rows_per_s"]
+               for r in log["batch"]]
+        added.append(f"{label} {med(per):.1f} us")
+    add("Each logged row of the batch, in absolute terms (1/rows/s with the "
+        "log minus without, medians of the rounds, at c="
+        f"{args.workers}): " + ", ".join(added) + ". The ratio compares that "
+        "with the batch's own cost, which the active model sets: the faster "
+        "the model, the lower the ratio for the same cost per row.")
     if "log in PostgreSQL" not in log["stores"]:
         add("")
         add("No PostgreSQL was reachable at `--postgres`: its row is missing.")
