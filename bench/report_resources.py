@@ -22,23 +22,11 @@ def memory(args, ctx, res: dict) -> list[str]:
     add("|---|---|---|---|---|---|---|")
     for model in MODELS:
         for workers, mem in res["memory"][model].items():
-            ws = list(mem["workers"].values())
-            total = mem["master"]["pss_kib"] + sum(w["pss_kib"] for w in ws)
-            add(f"| {LABELS[model]} | {workers} | {mem['requests']:,} | "
-                f"{kib_mb(mem['master']['uss_kib'])} / "
-                f"{kib_mb(mem['master']['pss_kib'])} | "
-                + ", ".join(kib_mb(w["uss_kib"]) for w in ws) + " | "
-                + ", ".join(kib_mb(w["pss_kib"]) for w in ws) + " | "
-                f"{kib_mb(total)} |")
+            add(_memory_row(LABELS[model], workers, mem))
     ceiling = res.get("memory_ceiling")
     if ceiling:
-        ws = list(ceiling["workers"].values())
-        add(f"| ceiling (`bench/ceiling.py`) | {len(ws)} | "
-            f"{ceiling['requests']:,} | {kib_mb(ceiling['master']['uss_kib'])} / "
-            f"{kib_mb(ceiling['master']['pss_kib'])} | "
-            + ", ".join(kib_mb(w["uss_kib"]) for w in ws) + " | "
-            + ", ".join(kib_mb(w["pss_kib"]) for w in ws) + " | "
-            f"{kib_mb(ceiling['master']['pss_kib'] + sum(w['pss_kib'] for w in ws))} |")
+        add(_memory_row("ceiling (`bench/ceiling.py`)", len(ceiling["workers"]),
+                        ceiling))
     add("")
     if ceiling:
         add("The ceiling's row is the same Gunicorn configuration serving the "
@@ -66,6 +54,18 @@ def memory(args, ctx, res: dict) -> list[str]:
                 f"target is judged on the larger of the two.")
     add("")
     return out
+
+
+def _memory_row(label: str, workers, mem: dict) -> str:
+    """One row of the memory table: the master, each worker, the total PSS."""
+    ws = list(mem["workers"].values())
+    total = mem["master"]["pss_kib"] + sum(w["pss_kib"] for w in ws)
+    return (f"| {label} | {workers} | {mem['requests']:,} | "
+            f"{kib_mb(mem['master']['uss_kib'])} / "
+            f"{kib_mb(mem['master']['pss_kib'])} | "
+            + ", ".join(kib_mb(w["uss_kib"]) for w in ws) + " | "
+            + ", ".join(kib_mb(w["pss_kib"]) for w in ws) + " | "
+            f"{kib_mb(total)} |")
 
 
 def start_and_activation(args, ctx, res: dict) -> list[str]:

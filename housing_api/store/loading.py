@@ -130,8 +130,13 @@ def _compiled(estimator, model_file: Path, sha256: str, compiled_dir: Path,
                  "CPU (housing-api models compile %s makes them)", version,
                  version)
         return estimator
-    trees = compiled.load_compiled(model_file, object_file, estimator.booster,
-                                   estimator)
+    try:
+        trees = compiled.load_compiled(model_file, object_file,
+                                       estimator.booster, estimator)
+    except Exception as exc:  # a damaged object must not make the version unloadable
+        log.warning("serving %s through LightGBM: cannot load %s (%s)", version,
+                    object_file.name, exc)
+        return estimator
     if trees is None:
         return estimator
     log.info("serving %s through its compiled trees", version)
