@@ -184,3 +184,12 @@ def boosted_store(trained_store, tmp_path_factory):
         version, _ = train_version(DATA_DIR, store, "lightgbm")
     store.activate(version)
     return root
+
+
+@pytest.fixture
+def boosted_client(boosted_store, tmp_path):
+    """A test client serving a copy of ``boosted_store``."""
+    model_dir = shutil.copytree(boosted_store, tmp_path / "model")
+    return create_app({"TESTING": True, "MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
+                       "ADMIN_TOKENS": TOKEN, "RATELIMIT_ENABLED": False}
+                      ).test_client()

@@ -25,6 +25,10 @@ from .columns import CLIENT_COLUMNS, FRACTIONAL_COLUMNS
 from .comparables import similarity
 from .features.base import NEIGHBOURHOOD
 
+#: The effect of estimating as of a month other than the latest: the
+#: market's level then relative to the latest month's.
+MARKET = "as_of"
+
 
 def cents(amount: float) -> int:
     """An amount in USD as the API shows it (rounded to cents), in cents."""
@@ -69,7 +73,7 @@ def _value(columns: Mapping, name: str, i: int):
     if name == NEIGHBOURHOOD:
         name = "zipcode"
     value = columns[name][i]
-    if name == "zipcode":
+    if name in ("zipcode", MARKET):
         return str(value)
     return float(value) if name in FRACTIONAL_COLUMNS else int(value)
 
@@ -101,13 +105,23 @@ class TreeExplainer:
         """TreeSHAP values: one column per feature, then the expected value."""
         return np.asarray(self.estimator.contributions(features), dtype=np.float64)
 
-    def explain(self, features, columns, price) -> list[dict]:
-        """One explanation per home whose predicted price is ``price``."""
+    def explain(self, features, columns, price, offsets=None, months=None
+                ) -> list[dict]:
+        """One explanation per home whose predicted price is ``price``.
+
+        ``offsets`` are log market levels the prices were moved by (an
+        estimate as of ``months``): they are the :data:`MARKET` effect.
+        """
         phi = self.contributions(features)
         folded = self.fold(phi[:, :-1], columns)
+        groups = self.groups
+        if offsets is not None:
+            folded = np.column_stack([folded, offsets])
+            groups += (MARKET,)
+            columns = {**columns, MARKET: months}
         expected = phi[:, -1]
         if self.target == "log_price_per_sqft":
-            folded[:, self.groups.index("sqft_living")] += (
+            folded[:, groups.index("sqft_living")] += (
                 np.log(np.asarray(columns["sqft_living"], dtype=np.float64))
                 - self.log_sqft_mean)
             baseline = np.exp(expected + self.log_sqft_mean)
@@ -120,13 +134,13 @@ class TreeExplainer:
         for i, p in enumerate(price):
             base = cents(baseline[i])
             effects = split_cents(cents(p) - base, dollars[i] * 100)
-            order = sorted(range(len(self.groups)),
+            order = sorted(range(len(groups)),
                            key=lambda j: (-abs(int(effects[j])), j))
             out.append({
                 "method": self.method,
                 "baseline": base / 100,
-                "effects": [{"input": self.groups[j],
-                             "value": _value(columns, self.groups[j], i),
+                "effects": [{"input": groups[j],
+                             "value": _value(columns, groups[j], i),
                              "effect": int(effects[j]) / 100} for j in order],
             })
         return out

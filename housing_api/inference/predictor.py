@@ -1,6 +1,6 @@
 """A loaded model version: client columns in, prices and ranges out."""
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +11,7 @@ from .explain import (
     ExplanationUnavailable, NeighbourExplainer, TreeExplainer, neighbour_explainer,
 )
 from .features import FeatureSet
+from .market import MarketIndex
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +26,48 @@ TARGETS = {
 
 @dataclass(frozen=True)
 class Prediction:
-    """Prices in USD with an interval at ``level``, one entry per home."""
+    """Prices in USD with an interval at ``level``, one entry per home.
+
+    ``as_of`` is the month (``YYYY-MM``) whose market level each price is
+    at, or None for a version with no notion of time.
+    """
 
     price: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
     level: float
     warnings: list[list[str]]
+    as_of: list[str] | None = None
+
+
+class AsOfUnavailable(ValueError):
+    """An estimate as of a date from a version with no market index."""
+
+
+class Interval:
+    """A multiplicative interval per predicted-price band, from metadata."""
+
+    def __init__(self, interval: Mapping):
+        self.level = float(interval["level"])
+        self._edges = np.asarray(interval["edges"], dtype=np.float64)
+        self._lower = np.exp(np.asarray(interval["lower"], dtype=np.float64))
+        self._upper = np.exp(np.asarray(interval["upper"], dtype=np.float64))
+        # Checked here, at load: a malformed interval would otherwise pass
+        # the publish check and fail only for homes in a band it lacks.
+        bands = len(self._edges) + 1
+        if not (0 < self.level < 1 and self._edges.ndim == 1
+                and np.all(np.isfinite(self._edges))
+                and np.all(np.diff(self._edges) >= 0)
+                and self._lower.shape == self._upper.shape == (bands,)
+                and np.all(np.isfinite(self._lower) & np.isfinite(self._upper))):
+            raise ValueError("interval needs a level in (0, 1), sorted finite "
+                             "edges, and one finite lower and upper log ratio "
+                             "per price band (one more than the edges)")
+
+    def bounds(self, banded: np.ndarray, price: np.ndarray):
+        """``(lower, upper)`` of ``price``, in the band of ``banded``."""
+        band = np.searchsorted(self._edges, banded, side="right")
+        return price * self._lower[band], price * self._upper[band]
 
 
 class Predictor:
@@ -58,6 +94,10 @@ class Predictor:
         self.version = version
         self.metadata = metadata
         self.name = metadata["name"]
+        #: None for a version's own model, "minimal" for its minimal companion.
+        self.variant = metadata.get("variant")
+        #: The companion that estimates from the minimal inputs, if any.
+        self.minimal: "Predictor | None" = None
         self.estimator = estimator
         self.feature_set = feature_set
         self.demographics = demographics
@@ -65,22 +105,13 @@ class Predictor:
         self.target = metadata.get("target", "price")
         if self.target not in TARGETS:
             raise ValueError(f"unknown target {self.target!r}")
-        interval = metadata["interval"]
-        self.level = float(interval["level"])
-        self._edges = np.asarray(interval["edges"], dtype=np.float64)
-        self._lower = np.exp(np.asarray(interval["lower"], dtype=np.float64))
-        self._upper = np.exp(np.asarray(interval["upper"], dtype=np.float64))
-        # Checked here, at load: a malformed interval would otherwise pass
-        # the publish check and fail only for homes in a band it lacks.
-        bands = len(self._edges) + 1
-        if not (0 < self.level < 1 and self._edges.ndim == 1
-                and np.all(np.isfinite(self._edges))
-                and np.all(np.diff(self._edges) >= 0)
-                and self._lower.shape == self._upper.shape == (bands,)
-                and np.all(np.isfinite(self._lower) & np.isfinite(self._upper))):
-            raise ValueError("interval needs a level in (0, 1), sorted finite "
-                             "edges, and one finite lower and upper log ratio "
-                             "per price band (one more than the edges)")
+        # "Now" (the latest market level), and as of a month in training.
+        self.interval = Interval(metadata["interval"])
+        self.interval_as_of = Interval(metadata.get("interval_as_of",
+                                                    metadata["interval"]))
+        self.level = self.interval.level
+        market = metadata.get("market_index")
+        self.market = None if market is None else MarketIndex.from_dict(market)
         self._ranges = [
             (name, float(lo), float(hi))
             for name, (lo, hi) in metadata["input_ranges"].items()
@@ -117,26 +148,54 @@ class Predictor:
         """Return the feature matrix for ``columns``."""
         return self.feature_set.transform(columns, self.demographics, self.context)
 
-    def predict(self, columns: Mapping[str, np.ndarray]) -> Prediction:
-        """Predict every home in ``columns`` with one estimator call."""
+    def predict(self, columns: Mapping[str, np.ndarray],
+                months: Sequence[str] | None = None) -> Prediction:
+        """Predict every home in ``columns`` with one estimator call.
+
+        Prices are at the latest market level the training data knows
+        ("now"), or with ``months`` (``YYYY-MM``, one per home) at the level
+        of each one's month: :class:`~.market.OutOfRangeError` outside the
+        training months, :class:`AsOfUnavailable` for a version without a
+        market index.
+        """
+        offsets = self.market_offsets(months, len(columns["zipcode"]))
         raw = np.asarray(self.estimator.predict(self.features(columns)))
-        price = TARGETS[self.target](raw, columns)
+        now = TARGETS[self.target](raw, columns)
+        if offsets is None:
+            price, interval = now, self.interval
+        else:
+            price, interval = now * np.exp(offsets), self.interval_as_of
         # Per-price-band multiplicative interval, calibrated out of fold when
-        # the version was trained (see training.calibrate_interval).
-        band = np.searchsorted(self._edges, price, side="right")
+        # the version was trained; bands are of the price at today's level.
+        lower, upper = interval.bounds(now, price)
         return Prediction(
-            price=price,
-            lower=price * self._lower[band],
-            upper=price * self._upper[band],
-            level=self.level,
+            price=price, lower=lower, upper=upper, level=interval.level,
             warnings=self.range_warnings(columns, len(price)),
+            as_of=self._as_of(months, len(price)),
         )
 
+    def market_offsets(self, months, n: int) -> np.ndarray | None:
+        """Log market level of each month relative to the latest, or None."""
+        if months is None:
+            return None
+        if self.market is None:
+            raise AsOfUnavailable(f"{self.name} does not estimate as of a date")
+        if len(months) != n:
+            raise ValueError("one month per home")
+        return self.market.offsets(months)
+
+    def _as_of(self, months, n: int) -> list[str] | None:
+        if self.market is None:
+            return None
+        return list(months) if months is not None else [self.market.latest] * n
+
     def explain(self, columns: Mapping[str, np.ndarray], price: np.ndarray,
-                k: int = DEFAULT_K) -> list[dict]:
+                k: int = DEFAULT_K, months: Sequence[str] | None = None
+                ) -> list[dict]:
         """Why each price: ``{"explanation", "comparables"}`` per home.
 
-        ``price`` is what :meth:`predict` answered for ``columns``. The
+        ``price`` is what :meth:`predict` answered for ``columns`` (and
+        ``months``: the market's move to each month is one effect). The
         comparables are the ``k`` most similar training sales (a k-NN's own
         neighbours), or None for a version stored without its sales.
         """
@@ -158,7 +217,9 @@ class Predictor:
                                                    similarity(dist[i]))
                                for i in range(n)]
         else:
-            explanations = self.explainer.explain(features, columns, price)
+            explanations = self.explainer.explain(
+                features, columns, price,
+                self.market_offsets(months, n), months)
             comparables = [None] * n
             if self.sales is not None:
                 comparables = []

@@ -24,12 +24,13 @@ def load_version(folder: Path, version: str, lean: bool = True,
     Every file is checked against its sha256 in the metadata first; with
     ``lean``, the estimator is served through its lean twin where one exists,
     and a LightGBM model through its compiled trees where ``compiled_dir``
-    holds them for this CPU (see ``inference.lean.compiled``).
+    holds them for this CPU (see ``inference.lean.compiled``). A version's
+    minimal companion (``metadata["companions"]["minimal"]``) is loaded the
+    same way, as the predictor's ``minimal``.
     """
     try:
         metadata = json.loads((folder / METADATA).read_text())
         artifact = metadata["artifact"]
-        feature_set = get_feature_set(metadata["feature_set"])
         checksums = {**metadata.get("files", {}),
                      artifact["file"]: artifact["sha256"],
                      DEMOGRAPHICS: metadata["demographics_sha256"]}
@@ -40,38 +41,17 @@ def load_version(folder: Path, version: str, lean: bool = True,
                 raise InvalidModelError(
                     f"{name} does not match its sha256 in the metadata"
                 )
-        context_file = getattr(feature_set, "context_file", None)
-        if context_file and context_file not in checksums:
-            raise InvalidModelError(
-                f"feature set {feature_set.name!r} needs {context_file}")
         demographics = Demographics.from_csv(folder / DEMOGRAPHICS)
-        expected = feature_set.names(demographics)
-        if list(metadata["features"]) != expected:
-            raise InvalidModelError(
-                f"metadata features do not match feature set "
-                f"{feature_set.name!r}: expected {expected}"
-            )
-        estimator = formats.load(
-            artifact["format"], folder / artifact["file"], len(expected)
-        )
-        if lean:
-            estimator = _lean(estimator, version)
-            if compiled_dir is not None and artifact["format"] == "lightgbm":
-                estimator = _compiled(estimator, folder / artifact["file"],
-                                      artifact["sha256"], compiled_dir, version)
-        extra = {}
-        if context_file:
-            extra["context"] = _load_context(feature_set, folder / context_file)
-        if SALES_FILE in checksums:  # versions stored before it have none
-            extra["sales"] = _load_sales(folder / SALES_FILE)
-        return Predictor(
-            version=version,
-            metadata=metadata,
-            estimator=estimator,
-            feature_set=feature_set,
-            demographics=demographics,
-            **extra,
-        )
+        predictor = _predictor(folder, version, metadata, checksums, demographics,
+                               lean, compiled_dir)
+        minimal = metadata.get("companions", {}).get("minimal")
+        if minimal is not None:
+            if minimal["artifact"]["file"] not in checksums:
+                raise InvalidModelError("the minimal companion's artifact has "
+                                        "no sha256 in the metadata")
+            predictor.minimal = _predictor(folder, version, minimal, checksums,
+                                           demographics, lean, None)
+        return predictor
     except InvalidModelError:
         raise
     except (UnknownFeatureSetError, formats.ArtifactError) as exc:
@@ -80,6 +60,46 @@ def load_version(folder: Path, version: str, lean: bool = True,
         raise InvalidModelError(f"missing file: {exc.filename}") from exc
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise InvalidModelError(f"incomplete metadata: {exc!r}") from exc
+
+
+def _predictor(folder: Path, version: str, metadata: Mapping, checksums: Mapping,
+               demographics: Demographics, lean: bool,
+               compiled_dir: Path | None) -> Predictor:
+    """The predictor ``metadata`` describes, from files already checked."""
+    artifact = metadata["artifact"]
+    feature_set = get_feature_set(metadata["feature_set"])
+    context_file = getattr(feature_set, "context_file", None)
+    if context_file and context_file not in checksums:
+        raise InvalidModelError(
+            f"feature set {feature_set.name!r} needs {context_file}")
+    expected = feature_set.names(demographics)
+    if list(metadata["features"]) != expected:
+        raise InvalidModelError(
+            f"metadata features do not match feature set "
+            f"{feature_set.name!r}: expected {expected}"
+        )
+    estimator = formats.load(
+        artifact["format"], folder / artifact["file"], len(expected)
+    )
+    if lean:
+        estimator = _lean(estimator, version)
+        if compiled_dir is not None and artifact["format"] == "lightgbm":
+            estimator = _compiled(estimator, folder / artifact["file"],
+                                  checksums[artifact["file"]], compiled_dir,
+                                  version)
+    extra = {}
+    if context_file:
+        extra["context"] = _load_context(feature_set, folder / context_file)
+    if SALES_FILE in checksums:  # versions stored before it have none
+        extra["sales"] = _load_sales(folder / SALES_FILE)
+    return Predictor(
+        version=version,
+        metadata=metadata,
+        estimator=estimator,
+        feature_set=feature_set,
+        demographics=demographics,
+        **extra,
+    )
 
 
 def _load_context(feature_set, path: Path):
@@ -147,14 +167,17 @@ def check_predictions(columns: Mapping[str, np.ndarray]) -> Callable:
     """Return a publish check: prices for ``columns`` are finite and positive."""
 
     def check(predictor: Predictor) -> None:
-        price = predictor.predict(columns).price
-        if price.shape != (len(columns["zipcode"]),):
-            raise InvalidModelError(f"predictions have shape {price.shape}")
-        bad = np.flatnonzero(~np.isfinite(price) | (price <= 0))
-        if bad.size:
-            raise InvalidModelError(
-                f"non-finite or non-positive prices for example rows "
-                f"{bad[:10].tolist()}"
-            )
+        for model in filter(None, (predictor, predictor.minimal)):
+            which = " from the minimal companion" if model.variant else ""
+            inputs = {name: columns[name] for name in model.inputs}
+            price = model.predict(inputs).price
+            if price.shape != (len(columns["zipcode"]),):
+                raise InvalidModelError(f"predictions have shape {price.shape}")
+            bad = np.flatnonzero(~np.isfinite(price) | (price <= 0))
+            if bad.size:
+                raise InvalidModelError(
+                    f"non-finite or non-positive prices{which} for "
+                    f"example rows {bad[:10].tolist()}"
+                )
 
     return check

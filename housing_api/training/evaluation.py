@@ -12,13 +12,18 @@ import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, KFold
 
 from ..inference.demographics import Demographics
+from ..inference.market import month_numbers, sale_months
 from .data import DEMOGRAPHICS_CSV, SPLIT_SEED, Sales, take
 from .metrics import regression_metrics
 from .train import ALGORITHMS
 
 #: Sales before this date train the time split; later ones test it.
 TIME_CUTOFF = "20150101"
+#: Rolling origin: for each month, train on the sales before it and score
+#: the sales from it on, estimated "now" (the training data's latest level).
+ROLLING_CUTOFFS = ("2014-09", "2014-11", "2015-01", "2015-03")
 LEARNING_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+THIRDS = ["lower third", "middle third", "upper third"]
 
 
 @dataclass
@@ -46,26 +51,35 @@ class Evaluation:
     name: str
     version: str
     trainer: str
+    #: Whether the version estimates as of a month (it has a market index).
+    market: bool
     holdout: Scored
     train: Scored
     learning_curve: list = field(default_factory=list)
     cv: list = field(default_factory=list)
     time_split: dict | None = None
+    rolling: list = field(default_factory=list)
     group_split: dict | None = None
     by_third: list = field(default_factory=list)
     by_zipcode_tier: list = field(default_factory=list)
     worst_zipcodes: list = field(default_factory=list)
 
 
-def score(predictor, sales: Sales, rows: np.ndarray) -> Scored:
-    """Predict ``rows`` of ``sales`` with ``predictor``."""
-    result = predictor.predict(take(sales.columns, rows))
+def score(predictor, sales: Sales, rows: np.ndarray, now: bool = False) -> Scored:
+    """Predict ``rows`` of ``sales`` with ``predictor``: each home as of its
+    own sale month, or with ``now`` (and for a version without a market
+    index) at the latest level the version knows, as the service answers."""
+    months = None
+    if predictor.market is not None and not now:
+        months = sale_months(sales.frame["date"].to_numpy()[rows])
+    result = predictor.predict(take(sales.columns, rows), months)
     return Scored(rows, sales.price[rows], result.price, result.lower, result.upper)
 
 
-def refit_and_score(trainer, params, sales, demographics, train, test) -> Scored:
+def refit_and_score(trainer, params, sales, demographics, train, test,
+                    now=False) -> Scored:
     fit = ALGORITHMS[trainer](sales, demographics, train, params)
-    return score(fit.predictor, sales, test)
+    return score(fit.predictor, sales, test, now)
 
 
 def price_thirds(actual: np.ndarray) -> np.ndarray:
@@ -106,12 +120,13 @@ def evaluate_version(store, version: str, data_dir: Path, quick: bool = False
     predictor = store.load(version)
     train, holdout = sales.split()
     ev = Evaluation(metadata["name"], version, trainer,
+                    market=predictor.market is not None,
                     holdout=score(predictor, sales, holdout),
                     train=score(predictor, sales, train))
 
-    def refit(fit_rows, test_rows):
+    def refit(fit_rows, test_rows, now=False):
         return refit_and_score(trainer, params, sales, demographics, fit_rows,
-                               test_rows)
+                               test_rows, now)
 
     rng = np.random.default_rng(SPLIT_SEED)
     shuffled = rng.permutation(train)
@@ -132,8 +147,23 @@ def evaluate_version(store, version: str, data_dir: Path, quick: bool = False
 
     dates = sales.frame["date"].astype(str).str[:8].to_numpy()
     before, after = everything[dates < TIME_CUTOFF], everything[dates >= TIME_CUTOFF]
+    later = refit(before, after, now=True)
     ev.time_split = {"cutoff": TIME_CUTOFF, "n_train": len(before),
-                     "n_test": len(after), **refit(before, after).metrics}
+                     "n_test": len(after), **later.metrics,
+                     "by_third": breakdown(later, price_thirds(later.actual), THIRDS)}
+
+    months = sale_months(sales.frame["date"].to_numpy())
+    for cutoff in (ROLLING_CUTOFFS[1::2] if quick else ROLLING_CUTOFFS):
+        scored = refit(everything[months < cutoff], everything[months >= cutoff],
+                       now=True)
+        # Whole months from the cut-off to each sale.
+        ahead = (month_numbers(months[scored.rows])
+                 - month_numbers([cutoff])[0]).astype(int)
+        ev.rolling.append({
+            "cutoff": cutoff, "n_train": int(np.sum(months < cutoff)),
+            **scored.metrics,
+            "by_months_ahead": breakdown(scored, ahead, range(ahead.max() + 1)),
+        })
 
     ids = sales.frame["id"].to_numpy()
     a, b = next(GroupShuffleSplit(1, test_size=0.25, random_state=SPLIT_SEED)
@@ -143,8 +173,7 @@ def evaluate_version(store, version: str, data_dir: Path, quick: bool = False
                       "repeat_sales": int(len(ids) - len(np.unique(ids))),
                       **refit(a, b).metrics}
 
-    ev.by_third = breakdown(ev.holdout, price_thirds(ev.holdout.actual),
-                            ["lower third", "middle third", "upper third"])
+    ev.by_third = breakdown(ev.holdout, price_thirds(ev.holdout.actual), THIRDS)
     ev.by_zipcode_tier = breakdown(
         ev.holdout, zipcode_tiers(sales, train, holdout),
         ["cheapest quarter of zipcodes", "second quarter", "third quarter",

@@ -44,6 +44,31 @@ def fit_verdict(ev: Evaluation) -> str:
     return verdict
 
 
+def _later_sales(ev: Evaluation) -> list[str]:
+    """The time split's interval and the rolling origin, as text and table."""
+    t = ev.time_split
+    thirds = ", ".join(f"{g['group']} {_pct(g['coverage'])}" for g in t["by_third"])
+    lines = [
+        f"**Later sales** (the time split): the 80% interval covers "
+        f"{_pct(t['coverage'])} of the {t['n_test']:,} sales after "
+        f"{t['cutoff'][:4]}-{t['cutoff'][4:6]}-{t['cutoff'][6:]} "
+        f"(by actual price: {thirds}).", "",
+        "**Rolling origin**: for each cut-off month, refit on the sales before "
+        "it and score every sale from it on, each estimated as the service "
+        "estimates \"now\": at the latest market level of its training data.", "",
+        "| cut-off | trained on | scored | R2 | MAPE | MAE | 80% coverage | "
+        "coverage by months ahead |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in ev.rolling:
+        ahead = ", ".join(f"{g['group']}: {_pct(g['coverage'])}"
+                          for g in r["by_months_ahead"])
+        lines.append(f"| {r['cutoff']} | {r['n_train']:,} | {r['n']:,} | "
+                     f"{r['r2']:.3f} | {_pct(r['mape'])} | {_usd(r['mae'])} | "
+                     f"{_pct(r['coverage'])} | {ahead} |")
+    return lines + [""]
+
+
 def _section(ev: Evaluation, plots: dict) -> list[str]:
     m = ev.holdout.metrics
     cv = {k: (np.mean([f[k] for f in ev.cv]), np.std([f[k] for f in ev.cv]))
@@ -52,11 +77,13 @@ def _section(ev: Evaluation, plots: dict) -> list[str]:
         f"## {ev.name} (`{ev.version}`)", "",
         HEADER,
         _row("holdout", m, "train_test_split(random_state=42), 25% holdout, "
-                           "model as stored"),
+                           "model as stored" + (", each home as of its sale month"
+                                                if ev.market else "")),
         _row("train split", ev.train.metrics, "the same model on its own 75%"),
         _row("time split", ev.time_split,
              f"refit on sales before {ev.time_split['cutoff']}, tested on "
-             f"later ones"),
+             "later ones" + (", estimated at the latest level of its training "
+                             "data" if ev.market else "")),
         _row("repeat sales grouped", ev.group_split,
              "refit; GroupShuffleSplit by house id, 25% test "
              f"({ev.group_split['repeat_sales']} repeat sales never split)"),
@@ -66,6 +93,7 @@ def _section(ev: Evaluation, plots: dict) -> list[str]:
         f"{cv['r2'][1]:.3f}, MAPE {_pct(cv['mape'][0])} ± {_pct(cv['mape'][1])}, "
         f"MAE {_usd(cv['mae'][0])} ± {_usd(cv['mae'][1])} (mean ± std).", "",
         f"**Fit**: the model {fit_verdict(ev)}.", "",
+        *_later_sales(ev),
         "Learning curve (refit on a random share of the training split; "
         "scored on that share and on the holdout):", "",
         "| share of train | n | train R2 | holdout R2 | holdout MAPE |",
@@ -142,6 +170,22 @@ def _plots(ev: Evaluation, out: Path) -> dict:
            xlabel="price third (holdout)", title=f"{ev.name}: interval coverage")
     ax.legend()
     paths["Interval coverage"] = _save(fig, out / f"{slug}-coverage.png")
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    for r in ev.rolling:
+        ahead = [g["group"] for g in r["by_months_ahead"]]
+        left.plot(ahead, [g["coverage"] for g in r["by_months_ahead"]], "o-",
+                  label=f"cut-off {r['cutoff']}")
+        right.plot(ahead, [g["mape"] for g in r["by_months_ahead"]], "o-",
+                   label=f"cut-off {r['cutoff']}")
+    left.axhline(0.8, color="red", lw=1, ls="--", label="target 80%")
+    left.set(ylim=(0.5, 1), xlabel="months after the cut-off",
+             ylabel="80% interval coverage", title="coverage of later sales")
+    right.set(ylim=(0, None), xlabel="months after the cut-off", ylabel="MAPE",
+              title="error on later sales")
+    left.legend(fontsize=7)
+    fig.suptitle(f"{ev.name}: rolling origin")
+    paths["Rolling origin"] = _save(fig, out / f"{slug}-rolling-origin.png")
     return paths
 
 

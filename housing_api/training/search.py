@@ -16,7 +16,7 @@ import numpy as np
 
 from . import boosting
 from ..inference.demographics import Demographics
-from .data import DEMOGRAPHICS_CSV, Sales, take
+from .data import DEMOGRAPHICS_CSV, Sales
 from .metrics import regression_metrics
 
 SEARCH_SEED = 2024
@@ -54,14 +54,14 @@ def candidates() -> list[dict]:
 
 
 def training_data(data_dir: Path) -> boosting.TrainingData:
-    """The training split (never the holdout) as boosting's input."""
+    """The training split (never the holdout) as boosting's input, its
+    prices at the latest month's level as ``boosting.fit`` trains on them."""
     sales = Sales.read(data_dir)
     demographics = Demographics.from_csv(Path(data_dir) / DEMOGRAPHICS_CSV)
     train, _ = sales.split()
-    columns = take(sales.columns, train)
-    return boosting.TrainingData(
-        columns, demographics.rows(columns["zipcode"]), demographics.columns,
-        np.log(sales.price[train]), sales.frame["id"].to_numpy()[train])
+    data, _ = boosting.TrainingData.from_sales(
+        sales, demographics, train).market_adjusted()
+    return data
 
 
 def score(params, folds, data) -> dict[int, dict[str, list[float]]]:

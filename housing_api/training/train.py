@@ -17,6 +17,7 @@ from .. import formats
 from ..inference.comparables import SALES_FILE, TrainingSales
 from ..inference.demographics import Demographics
 from ..inference.features import get_feature_set
+from ..inference.market import sale_months
 from ..inference.predictor import Predictor
 from ..store import DEMOGRAPHICS, ModelStore, check_predictions
 from .data import DEMOGRAPHICS_CSV, SPLIT_SEED, Sales, read_examples, take
@@ -90,12 +91,9 @@ def fit_lightgbm(sales: Sales, demographics: Demographics, rows: np.ndarray,
     from . import boosting
 
     feature_set = get_feature_set("engineered-v1")
-    columns = take(sales.columns, rows)
-    data = boosting.TrainingData(
-        columns, demographics.rows(columns["zipcode"]), demographics.columns,
-        np.log(sales.price[rows]), sales.frame["id"].to_numpy()[rows])
+    data = boosting.TrainingData.from_sales(sales, demographics, rows)
     params = dict(boosting.DEFAULT_PARAMS if params is None else params)
-    booster, context, interval = boosting.fit(data, params)
+    fit = boosting.fit(data, params)
     metadata = {
         "name": "lightgbm-neighbourhood",
         "algorithm": "LightGBM on log price per sq ft: client columns, "
@@ -103,13 +101,17 @@ def fit_lightgbm(sales: Sales, demographics: Demographics, rows: np.ndarray,
                      "price features",
         "hyperparameters": params,
         "target": "log_price_per_sqft",
-        "interval": interval,
+        # Estimates "now" are at the latest month's level; as of a month,
+        # at that month's (with the narrower interval of a known market).
+        "market_index": fit.market.to_dict(),
+        "interval": fit.interval,
+        "interval_as_of": fit.interval_as_of,
         "artifact": {"file": "model.lgb.txt", "format": "lightgbm"},
     }
-    files = {"model.lgb.txt": formats.dump_lightgbm(booster),
-             feature_set.context_file: context.to_npz()}
-    return fitted(files, metadata, formats.LightGBMRegressor(booster),
-                  feature_set, demographics, sales, rows, context)
+    files = {"model.lgb.txt": formats.dump_lightgbm(fit.booster),
+             feature_set.context_file: fit.context.to_npz()}
+    return fitted(files, metadata, formats.LightGBMRegressor(fit.booster),
+                  feature_set, demographics, sales, rows, fit.context)
 
 
 ALGORITHMS = {"reference": fit_reference, "lightgbm": fit_lightgbm}
@@ -142,17 +144,26 @@ def build_version(data_dir: Path, algorithm: str = "reference",
         return {**regression_metrics(y, result.price),
                 "coverage": float(inside.mean())}
 
+    def predict(rows):
+        # Each home as of its own sale, where the version knows the market.
+        months = sale_months(sales.frame["date"].to_numpy()[rows])
+        return fit.predictor.predict(
+            take(sales.columns, rows),
+            months if fit.predictor.market is not None else None)
+
     train_columns = take(sales.columns, train)
-    on_train = fit.predictor.predict(train_columns)
-    on_holdout = fit.predictor.predict(take(sales.columns, holdout))
+    on_train = predict(train)
     metadata = {
         **fit.metadata,
-        "metrics": {"holdout": metrics(holdout, on_holdout),
+        "metrics": {"holdout": metrics(holdout, predict(holdout)),
                     "train": metrics(train, on_train),
-                    "protocol": "train_test_split(random_state=42), 25% holdout"},
+                    "protocol": "train_test_split(random_state=42), 25% holdout"
+                                + (", each home as of its sale month"
+                                   if fit.predictor.market is not None else "")},
         # What drift is measured against (GET /v1/model/drift).
-        "training_distribution": training_distribution(train_columns,
-                                                       on_train.price),
+        # Live estimates are "now": compare them with the same on training.
+        "training_distribution": training_distribution(
+            train_columns, fit.predictor.predict(train_columns).price),
         "library_versions": library_versions(),
         "training_data_sha256": sales.sha256,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

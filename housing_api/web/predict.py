@@ -9,11 +9,12 @@ from marshmallow import ValidationError
 
 from ..inference.columns import records_to_columns
 from ..inference.explain import ExplanationUnavailable
+from ..inference.market import OutOfRangeError
 from . import keys, prediction_log
 from .api import Blueprint
 from .schemas.explain import EXPLAINED_EXAMPLE
 from .schemas import (
-    BatchPredictionSchema, BatchSchema, ExplainQuerySchema, FeaturesSchema,
+    BatchPredictionSchema, BatchSchema, EstimateQuerySchema, FeaturesSchema,
     HomeSchema, MinimalHomeSchema, ModelInfoSchema, PredictionSchema,
     ZipcodesSchema,
 )
@@ -77,27 +78,55 @@ def _reject_unknown_zipcodes(predictor, records, *path, many=True):
 
 
 def _model_ref(predictor) -> dict:
-    return {"name": predictor.name, "version": predictor.version}
+    ref = {"name": predictor.name, "version": predictor.version}
+    if predictor.variant is not None:
+        ref["variant"] = predictor.variant
+    return ref
 
 
-#: Documents and parses ``?explain=true&k=5`` (see ExplainQuerySchema).
-explain_query = blp.arguments(ExplainQuerySchema, location="query", as_kwargs=True)
+#: Documents and parses ``?explain=true&k=5&as_of=2015-01-15``
+#: (see EstimateQuerySchema).
+estimate_query = blp.arguments(EstimateQuerySchema, location="query",
+                               as_kwargs=True)
 
 
-def _explained(predictor, columns, price, k):
+def _months(predictor, as_of, n):
+    """One ``YYYY-MM`` per home for ``?as_of``, or None; a 422 outside the
+    training months or for a version with no market index."""
+    if as_of is None:
+        return None
+    if predictor.market is None:
+        abort(422, message="The active model version does not estimate as of "
+                           "a date.",
+              errors={"query": {"as_of": [f"{predictor.name} has no market "
+                                          "index; leave out as_of."]}})
     try:
-        return predictor.explain(columns, price, k)
+        predictor.market.offset_on(as_of)
+    except OutOfRangeError as exc:
+        abort(422, message="as_of is outside the training sales' months.",
+              errors={"query": {"as_of": [str(exc)]}})
+    return [f"{as_of.year:04d}-{as_of.month:02d}"] * n
+
+
+def _explained(predictor, columns, price, k, months):
+    try:
+        return predictor.explain(columns, price, k, months)
     except ExplanationUnavailable:
         abort(422, message="The active model version cannot be explained.",
               errors={"query": {"explain": [
                   f"{predictor.name} has no explanation method."]}})
 
 
-def estimate(predictor, records, explain=False, k=None) -> list[dict]:
-    """The estimates of ``records``; with ``explain``, why (``k`` comparables)."""
+def estimate(predictor, records, explain=False, k=None, as_of=None
+             ) -> tuple[list[dict], str | None]:
+    """The estimates of ``records`` and the month whose market level they
+    are at (None for a version without one); with ``explain``, why (``k``
+    comparables); with ``as_of`` (a date), at that month's level."""
     columns = records_to_columns(records)
-    result = predictor.predict(columns)
-    details = _explained(predictor, columns, result.price, k) if explain else None
+    months = _months(predictor, as_of, len(records))
+    result = predictor.predict(columns, months)
+    details = (_explained(predictor, columns, result.price, k, months)
+               if explain else None)
     current_app.extensions["housing_metrics"].observe_predictions(
         request.endpoint, predictor.version, columns, result.price)
     estimates = [
@@ -119,16 +148,24 @@ def estimate(predictor, records, explain=False, k=None) -> list[dict]:
     if ids is not None:
         for estimate, prediction_id in zip(estimates, ids):
             estimate["prediction_id"] = prediction_id
-    return estimates
+    return estimates, result.as_of[0] if result.as_of else None
 
 
-def _single(predictor, home, explain, k):
+def _answer(predictor, as_of, **body):
+    """The common part of every estimate answer, around ``body``."""
+    answer = {**body, "currency": "USD", "model": _model_ref(predictor),
+              "request_id": g.request_id}
+    if as_of is not None:
+        answer["as_of"] = as_of
+    # jsonify directly: the body is already in the response schema's shape,
+    # and dumping it through marshmallow again would double a request's cost.
+    return jsonify(answer)
+
+
+def _single(predictor, home, explain, k, as_of):
     _reject_unknown_zipcodes(predictor, [home], "json", many=False)
-    # jsonify directly: the body is already in PredictionSchema's shape, and
-    # dumping it through marshmallow again would double the cost of a request.
-    return jsonify({**estimate(predictor, [home], explain, k)[0],
-                    "currency": "USD", "model": _model_ref(predictor),
-                    "request_id": g.request_id})
+    estimates, month = estimate(predictor, [home], explain, k, as_of)
+    return _answer(predictor, month, **estimates[0])
 
 
 @blp.route("/predict")
@@ -140,13 +177,13 @@ class Predict(MethodView):
         "yr_renovated": 0, "zipcode": "98118", "lat": 47.5354, "long": -122.273,
         "sqft_living15": 1560, "sqft_lot15": 5765,
     })
-    @explain_query
+    @estimate_query
     @blp.response(200, PredictionSchema, example=EXPLAINED_EXAMPLE)
     @blp.alt_response(422, description="A field or query parameter is invalid, "
                                        "or the zipcode unknown; `errors` names "
                                        "each one.")
     @blp.alt_response(503, description="No model version is loaded yet.")
-    def post(self, home, explain, k):
+    def post(self, home, explain, k, as_of):
         """Estimate the sale price of one home
 
         Send the 18 columns of `future_unseen_examples.csv`; the service adds
@@ -158,7 +195,7 @@ class Predict(MethodView):
         k-NN, the 5 sales it averaged) and lists the `k` most similar sales
         of the training data (`comparables`); see docs/explanations.md.
         """
-        return _single(active_predictor(), home, explain, k)
+        return _single(active_predictor(), home, explain, k, as_of)
 
 
 @blp.route("/predict/minimal")
@@ -167,21 +204,25 @@ class PredictMinimal(MethodView):
         "bedrooms": 4, "bathrooms": 1.0, "sqft_living": 1680, "sqft_lot": 5043,
         "floors": 1.5, "sqft_above": 1680, "sqft_basement": 0, "zipcode": "98118",
     })
-    @explain_query
+    @estimate_query
     @blp.response(200, PredictionSchema)
     @blp.alt_response(422, description="A field is missing, not used by the "
                                        "active model, or invalid; or a query "
                                        "parameter is invalid.")
     @blp.alt_response(503, description="No model version is loaded yet.")
-    def post(self, home, explain, k):
-        """Estimate a price from only the columns the model uses
+    def post(self, home, explain, k, as_of):
+        """Estimate a price from the 7 sales columns and the zipcode
 
-        The fields are those `GET /v1/features` lists under `minimal` for
-        the active model version (the reference model reads the 7 sales
-        columns and the zipcode). Every one of them is required; any other
-        field is rejected. `explain=true` works as on `POST /v1/predict`.
+        The fields are those `GET /v1/features` lists under `minimal`: the
+        7 sales columns and the zipcode. A version that needs more (the
+        boosted model reads all 18) answers with its minimal companion,
+        trained in the same run on just these inputs, and says so
+        (`model.variant: "minimal"`); its own holdout metrics and interval
+        are under `minimal_model` in `GET /v1/features`. Every field is
+        required; any other field is rejected. `explain=true` and `as_of`
+        work as on `POST /v1/predict`.
         """
-        predictor = active_predictor()
+        predictor = minimal_predictor(active_predictor())
         inputs = predictor.inputs
         errors = {name: ["Unknown field."] for name in home if name not in inputs}
         errors.update({name: ["Missing data for required field."]
@@ -190,7 +231,12 @@ class PredictMinimal(MethodView):
             abort(422, message="The fields do not match the active model's "
                                "minimal contract (GET /v1/features).",
                   errors={"json": errors})
-        return _single(predictor, home, explain, k)
+        return _single(predictor, home, explain, k, as_of)
+
+
+def minimal_predictor(predictor):
+    """What answers minimal homes: the version's companion, or itself."""
+    return predictor.minimal if predictor.minimal is not None else predictor
 
 
 def _load_batch_json():
@@ -311,14 +357,14 @@ class Batch(MethodView):
             }},
         },
     })
-    @explain_query
+    @estimate_query
     @blp.response(200, BatchPredictionSchema)
     @blp.alt_response(422, description="A row is invalid (`errors` is keyed by "
                                        "row index), a query parameter is "
                                        "invalid, or the batch too long. "
                                        "Nothing is predicted.")
     @blp.alt_response(503, description="No model version is loaded yet.")
-    def post(self, explain, k):
+    def post(self, explain, k, as_of):
         """Estimate prices for many homes at once
 
         Send `{"instances": [home, ...]}` as JSON, or the rows of a CSV with
@@ -341,9 +387,9 @@ class Batch(MethodView):
                   errors={path[0]: {rows: [
                       f"Longer than maximum length {limit} with explain=true."]}})
         _reject_unknown_zipcodes(predictor, records, *path)
-        return jsonify({"predictions": estimate(predictor, records, explain, k),
-                        "count": len(records), "currency": "USD",
-                        "model": _model_ref(predictor), "request_id": g.request_id})
+        estimates, month = estimate(predictor, records, explain, k, as_of)
+        return _answer(predictor, month, predictions=estimates,
+                       count=len(records))
 
 
 def _field_specs(names=None) -> list[dict]:
@@ -370,12 +416,22 @@ class Features(MethodView):
 
         `full` is what `POST /v1/predict` takes, `minimal` what
         `POST /v1/predict/minimal` takes for the active model version, and
-        `model_features` the features the model computes from them.
+        `model_features` the features the model computes from them. For a
+        version with a minimal companion, `minimal_model` describes it: its
+        features, holdout metrics and intervals.
         """
         predictor = active_predictor()
-        return {"full": _field_specs(), "minimal": _field_specs(predictor.inputs),
-                "model_features": predictor.metadata["features"],
-                "model": _model_ref(predictor)}
+        features = {"full": _field_specs(),
+                    "minimal": _field_specs(minimal_predictor(predictor).inputs),
+                    "model_features": predictor.metadata["features"],
+                    "model": _model_ref(predictor)}
+        if predictor.minimal is not None:
+            companion = predictor.minimal.metadata
+            features["minimal_model"] = {
+                "model": _model_ref(predictor.minimal),
+                **{key: companion[key] for key in (
+                    "features", "metrics", "interval", "interval_as_of")}}
+        return features
 
 
 @blp.route("/model")

@@ -175,7 +175,8 @@ def index():
         if home is None:
             status = 422
         else:
-            result = estimate(predictor, [home], explain=True, k=DEFAULT_K)[0]
+            estimates, _ = estimate(predictor, [home], explain=True, k=DEFAULT_K)
+            result = estimates[0]
             result["charts"] = charts.estimate_charts(home, result)
     return render_template(
         "ui/estimate.html", specs=specs, values=values, errors=errors,
@@ -216,7 +217,8 @@ def _score(text, predictor):
             errors[i] = problems
         homes.append(home)
     valid = [h for h in homes if h is not None]
-    answers = iter(estimate(predictor, valid) if valid else [])
+    estimates, _ = estimate(predictor, valid) if valid else ([], None)
+    answers = iter(estimates)
     return rows, [next(answers) if h is not None else None for h in homes], \
         errors, None
 

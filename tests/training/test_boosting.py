@@ -6,20 +6,12 @@ import numpy as np
 import pytest
 
 from conftest import DATA_DIR, SMALL_BOOSTING, TOKEN, assert_served_alike
-from housing_api import create_app
 from housing_api.training import boosting
 from housing_api.inference.demographics import Demographics
+from housing_api.inference.market import sale_months
 from housing_api.store import InvalidModelError, ModelStore
 from housing_api.training.data import DEMOGRAPHICS_CSV, Sales, read_examples, take
 from housing_api.training.train import fit_lightgbm
-
-
-@pytest.fixture
-def boosted_client(boosted_store, tmp_path):
-    model_dir = shutil.copytree(boosted_store, tmp_path / "model")
-    return create_app({"TESTING": True, "MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
-                       "ADMIN_TOKENS": TOKEN, "RATELIMIT_ENABLED": False}
-                      ).test_client()
 
 
 def test_served_prices_equal_the_fitted_model(boosted_store):
@@ -51,7 +43,10 @@ def test_interval_covers_about_80_percent_of_the_holdout(boosted_store):
     assert metadata["target"] == "log_price_per_sqft"
     sales = Sales.read(DATA_DIR)
     _, holdout = sales.split()
-    result = store.load(store.current()).predict(take(sales.columns, holdout))
+    # Each home as of its own sale month, as the holdout metrics are.
+    result = store.load(store.current()).predict(
+        take(sales.columns, holdout),
+        sale_months(sales.frame["date"].to_numpy()[holdout]))
     actual = sales.price[holdout]
     coverage = np.mean((actual >= result.lower) & (actual <= result.upper))
     assert 0.77 <= coverage <= 0.83
@@ -104,11 +99,7 @@ def test_neighbour_context_never_unpickles(boosted_store, tmp_path):
 def training_data(n=3000):
     sales = Sales.read(DATA_DIR)
     demographics = Demographics.from_csv(DATA_DIR / DEMOGRAPHICS_CSV)
-    rows = np.arange(n)
-    columns = take(sales.columns, rows)
-    return boosting.TrainingData(
-        columns, demographics.rows(columns["zipcode"]), demographics.columns,
-        np.log(sales.price[rows]), sales.frame["id"].to_numpy()[rows])
+    return boosting.TrainingData.from_sales(sales, demographics, np.arange(n))
 
 
 def test_out_of_fold_features_never_see_their_own_fold_prices():

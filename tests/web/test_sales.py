@@ -13,8 +13,9 @@ from housing_api.training.data import Sales
 TODAY = "2026-11-30"
 
 
-def estimate(client, home) -> str:
-    response = client.post("/v1/predict", json=home)
+def estimate(client, home, as_of=None) -> str:
+    query = "" if as_of is None else f"?as_of={as_of}"
+    response = client.post(f"/v1/predict{query}", json=home)
     assert response.status_code == 200
     return response.get_json()["prediction_id"]
 
@@ -191,13 +192,15 @@ def test_groupings_and_date_bounds(logged, homes):
 
 
 def holdout_homes():
-    """Sound Realty's holdout: the homes as a client sends them, and their prices."""
+    """Sound Realty's holdout: the homes as a client sends them, their
+    prices, and their sale dates (ISO)."""
     data = Sales.read(DATA_DIR)
     _, rows = data.split()
     frame = data.frame.iloc[rows][list(CLIENT_COLUMNS)]
     homes = [{k: (v.item() if isinstance(v, np.generic) else v)
               for k, v in home.items()} for home in frame.to_dict("records")]
-    return homes, data.price[rows].tolist()
+    dates = [f"{d[:4]}-{d[4:6]}-{d[6:8]}" for d in data.frame["date"].iloc[rows]]
+    return homes, data.price[rows].tolist(), dates
 
 
 def assert_live_equals_holdout(client):
@@ -222,7 +225,7 @@ def test_live_figures_equal_the_holdout_metrics_reference(logged):
     itself does, for about 1 home in 130), and training measured the batch.
     """
     app, client = logged
-    homes, prices = holdout_homes()
+    homes, prices, _ = holdout_homes()
     answer = client.post("/v1/predict/batch", json={"instances": homes})
     assert answer.status_code == 200
     flushed(app)
@@ -233,12 +236,13 @@ def test_live_figures_equal_the_holdout_metrics_reference(logged):
 
 def test_live_figures_equal_the_holdout_metrics_boosted(
         boosted_store, database_url, tmp_path):
-    """The boosted model, one /v1/predict per holdout home."""
+    """The boosted model, one /v1/predict per holdout home, each as of its
+    sale date as the holdout metrics are."""
     app = make_logged_app(shutil.copytree(boosted_store, tmp_path / "model"),
                           database_url, tmp_path / "spool")
     client = app.test_client()
-    homes, prices = holdout_homes()
-    ids = [estimate(client, home) for home in homes]
+    homes, prices, dates = holdout_homes()
+    ids = [estimate(client, home, as_of) for home, as_of in zip(homes, dates)]
     flushed(app)
     report_all(client, ids, prices)
     assert_live_equals_holdout(client)

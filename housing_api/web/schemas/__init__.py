@@ -4,7 +4,7 @@ from .admin import (
     TrainRequestSchema, UploadSchema, VersionSchema,
 )
 from .explain import (
-    ComparableSchema, EffectSchema, ExplainQuerySchema, ExplanationSchema,
+    ComparableSchema, EffectSchema, EstimateQuerySchema, ExplanationSchema,
     NeighbourSchema,
 )
 from .fields import MIN_YEAR, openapi_property
@@ -26,7 +26,7 @@ from .responses import (
 
 __all__ = [
     "ActivationSchema", "BinSchema", "ComparableSchema", "DriftQuerySchema",
-    "DriftSchema", "EffectSchema", "ExplainQuerySchema", "ExplanationSchema",
+    "DriftSchema", "EffectSchema", "EstimateQuerySchema", "ExplanationSchema",
     "FeatureDriftSchema", "BatchPredictionSchema", "BatchSchema", "EstimateSchema",
     "FeaturesSchema", "FieldSpecSchema", "HealthSchema", "HomeSchema",
     "IntervalSchema", "JobSchema", "KeyCreateSchema", "KeyCreatedSchema",

@@ -1,15 +1,17 @@
-"""Why a price: the explain query and the explanation and comparables blocks."""
+"""The estimate query (why, as of when) and the explanation and comparables blocks."""
 from marshmallow import (
     Schema, ValidationError, fields, post_load, validate, validates_schema,
 )
 
 from ...inference.columns import CLIENT_COLUMNS
 from ...inference.comparables import DEFAULT_K, MAX_K
+from ...inference.explain import MARKET
 from ...inference.features.base import NEIGHBOURHOOD
 
 
-class ExplainQuerySchema(Schema):
-    """``?explain=true[&k=5]``: add an explanation and comparable sales."""
+class EstimateQuerySchema(Schema):
+    """``?explain=true[&k=5]``: add an explanation and comparable sales;
+    ``?as_of=2015-01-15``: estimate at that month's market level."""
 
     explain = fields.Boolean(load_default=False, metadata={
         "description": "Add `explanation` and `comparables` to each estimate "
@@ -17,9 +19,15 @@ class ExplainQuerySchema(Schema):
     k = fields.Integer(validate=validate.Range(1, MAX_K), metadata={
         "description": f"How many comparable sales (default {DEFAULT_K}); only "
                        "with explain=true."})
+    as_of = fields.Date(metadata={
+        "description": "Estimate at the market level of this date's month, "
+                       "which must lie within the months of the model's "
+                       "training sales (`GET /v1/model`: `market_index`). "
+                       "Without it the estimate is at the latest month's "
+                       "level: \"now\" as far as the training data knows."})
 
     #: What an empty query string loads to, without marshmallow.
-    EMPTY = {"explain": False, "k": DEFAULT_K}
+    EMPTY = {"explain": False, "k": DEFAULT_K, "as_of": None}
 
     @validates_schema
     def check_k(self, data, **kwargs):
@@ -27,8 +35,9 @@ class ExplainQuerySchema(Schema):
             raise ValidationError("Only with explain=true.", "k")
 
     @post_load
-    def default_k(self, data, **kwargs):
+    def defaults(self, data, **kwargs):
         data.setdefault("k", DEFAULT_K)
+        data.setdefault("as_of", None)
         return data
 
 
@@ -73,9 +82,12 @@ class NeighbourSchema(ComparableSchema):
 
 
 class EffectSchema(Schema):
-    input = fields.String(validate=validate.OneOf([*CLIENT_COLUMNS, NEIGHBOURHOOD]),
-                          metadata={"description": "A client column, or "
-                                    "`neighbourhood`: the zipcode's demographics.",
+    input = fields.String(validate=validate.OneOf(
+                              [*CLIENT_COLUMNS, NEIGHBOURHOOD, MARKET]),
+                          metadata={"description": "A client column, "
+                                    "`neighbourhood`: the zipcode's demographics, "
+                                    "or `as_of`: the market's level in the "
+                                    "`as_of` month against the latest.",
                                     "example": "sqft_living"})
     value = fields.Raw(metadata={"description": "The input as sent (the zipcode "
                                  "for `neighbourhood`).", "example": 1680})

@@ -17,6 +17,11 @@ class ModelRefSchema(Schema):
     version = fields.String(
         metadata={"example": "20261123-181512-123456-reference-knn"}
     )
+    variant = fields.String(metadata={
+        "description": "`minimal` when the version's minimal companion made "
+                       "the estimate (POST /v1/predict/minimal); absent "
+                       "otherwise.",
+        "example": "minimal"})
 
 
 class EstimateSchema(Schema):
@@ -41,6 +46,12 @@ class EstimateSchema(Schema):
 
 class PredictionSchema(EstimateSchema):
     currency = fields.String(metadata={"example": "USD"})
+    as_of = fields.String(metadata={
+        "description": "The month (YYYY-MM) whose market level the estimates "
+                       "are at: the query's `as_of`, or else the latest month "
+                       "of the training sales. Absent for a version with no "
+                       "notion of time.",
+        "example": "2015-05"})
     model = fields.Nested(ModelRefSchema)
     request_id = fields.String()
 
@@ -49,6 +60,12 @@ class BatchPredictionSchema(Schema):
     predictions = fields.List(fields.Nested(EstimateSchema))
     count = fields.Integer()
     currency = fields.String(metadata={"example": "USD"})
+    as_of = fields.String(metadata={
+        "description": "The month (YYYY-MM) whose market level the estimates "
+                       "are at: the query's `as_of`, or else the latest month "
+                       "of the training sales. Absent for a version with no "
+                       "notion of time.",
+        "example": "2015-05"})
     model = fields.Nested(ModelRefSchema)
     request_id = fields.String()
 
@@ -62,11 +79,22 @@ class FieldSpecSchema(Schema):
     description = fields.String()
 
 
+class MinimalModelSchema(Schema):
+    """The minimal companion of a version that needs more than its inputs."""
+
+    model = fields.Nested(ModelRefSchema)
+    features = fields.List(fields.String())
+    metrics = fields.Dict(metadata={"description": "Its own holdout metrics."})
+    interval = fields.Dict()
+    interval_as_of = fields.Dict()
+
+
 class FeaturesSchema(Schema):
     full = fields.List(fields.Nested(FieldSpecSchema))
     minimal = fields.List(fields.Nested(FieldSpecSchema))
     model_features = fields.List(fields.String())
     model = fields.Nested(ModelRefSchema)
+    minimal_model = fields.Nested(MinimalModelSchema)
 
 
 class ZipcodesSchema(Schema):
@@ -85,7 +113,15 @@ class ModelInfoSchema(Schema):
     features = fields.List(fields.String())
     inputs = fields.List(fields.String())
     metrics = fields.Dict()
-    interval = fields.Dict()
+    interval = fields.Dict(metadata={
+        "description": "The 80% interval of estimates \"now\" (no as_of)."})
+    interval_as_of = fields.Dict(metadata={
+        "description": "The interval of estimates as of a month in training."})
+    market_index = fields.Dict(metadata={
+        "description": "Log market level per month relative to the latest."})
+    companions = fields.Dict(metadata={
+        "description": "`minimal`: the companion model that answers "
+                       "POST /v1/predict/minimal, with its own metrics."})
     input_ranges = fields.Dict()
     artifact = fields.Dict()
     library_versions = fields.Dict()
