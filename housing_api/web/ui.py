@@ -24,7 +24,9 @@ from ..keys import KeysUnavailableError, digest
 from ..monitoring.drift import NoTrainingDistributionError, drift
 from ..monitoring.performance import performance
 from . import charts
-from .predict import CsvProblem, csv_cell, estimate, read_csv_rows
+from .predict import (
+    CsvProblem, csv_cell, estimate, minimal_predictor, read_csv_rows,
+)
 from .schemas import HomeSchema
 from .schemas.homes import MinimalHomeSchema
 from .security import csrf
@@ -164,6 +166,8 @@ def index():
     if predictor is None:
         return render_template("ui/no_model.html"), 503
     minimal = request.values.get("inputs") == "minimal"
+    if minimal:  # as POST /v1/predict/minimal: the version's companion
+        predictor = minimal_predictor(predictor)
     names = predictor.inputs if minimal else CLIENT_COLUMNS
     specs = field_specs(names)
     values = {s["name"]: s["start"] for s in specs}
