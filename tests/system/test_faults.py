@@ -51,10 +51,10 @@ def post_fork(server, worker):
 
     predict = Predictor.predict
 
-    def faulty(self, columns):
+    def faulty(self, columns, months=None):
         if np.any(np.asarray(columns["bedrooms"]) == {FAULT_BEDROOMS}):
             raise RuntimeError("injected fault: secret internals")
-        return predict(self, columns)
+        return predict(self, columns, months)
 
     Predictor.predict = faulty
 """
