@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from databases import fresh_database
 from housing_api import create_app
 from housing_api.cli import main
-from housing_api.training import boosting
+from housing_api.training import boosting, minimal
 from housing_api.store import ModelStore
 from housing_api.cli.smoke import read_homes
 from housing_api.training.train import train_version
@@ -172,6 +172,14 @@ def assert_served_alike(model_dir, homes, lean_type):
 SMALL_BOOSTING = {"num_boost_round": 100, "learning_rate": 0.1}
 
 
+def use_small_boosting(patch: pytest.MonkeyPatch) -> None:
+    """Train the boosted model and its minimal companion small."""
+    patch.setattr(boosting, "DEFAULT_PARAMS",
+                  {**boosting.DEFAULT_PARAMS, **SMALL_BOOSTING})
+    patch.setattr(minimal, "MINIMAL_PARAMS",
+                  {**minimal.MINIMAL_PARAMS, **SMALL_BOOSTING})
+
+
 @pytest.fixture(scope="session")
 def boosted_store(trained_store, tmp_path_factory):
     """The session's reference store plus a small boosted version, active."""
@@ -179,8 +187,7 @@ def boosted_store(trained_store, tmp_path_factory):
     shutil.copytree(trained_store, root)
     store = ModelStore(root)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(boosting, "DEFAULT_PARAMS",
-                      {**boosting.DEFAULT_PARAMS, **SMALL_BOOSTING})
+        use_small_boosting(patch)
         version, _ = train_version(DATA_DIR, store, "lightgbm")
     store.activate(version)
     return root

@@ -67,7 +67,7 @@ def boosted_payload(rows: int = 3000, rounds: int = 10) -> tuple[dict, dict]:
     sales = Sales.read(DATA_DIR)
     demographics = Demographics.from_csv(DATA_DIR / DEMOGRAPHICS_CSV)
     fit = fit_lightgbm(sales, demographics, np.arange(rows), params={
-        **boosting.DEFAULT_PARAMS, "num_boost_round": rounds})
+        **boosting.DEFAULT_PARAMS, "num_boost_round": rounds}, companion=False)
     files = {**fit.files,
              DEMOGRAPHICS: (DATA_DIR / DEMOGRAPHICS_CSV).read_bytes()}
     return files, fit.metadata

@@ -132,21 +132,59 @@ class TrainingData:
                         context)
 
 
+class Recipe:
+    """How a booster's features are made from training rows.
+
+    ``context(data, mask)`` fits what the features need (the neighbourhood
+    prices, say) on the rows selected by ``mask``; ``features(data, rows,
+    context)`` makes the matrix of ``rows``. ``params`` are the recipe's
+    default hyperparameters.
+    """
+
+    feature_names: tuple[str, ...]
+    params: Mapping[str, Any]
+
+    def context(self, data: TrainingData, mask: np.ndarray):
+        raise NotImplementedError
+
+    def features(self, data: TrainingData, rows: np.ndarray,
+                 context) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Neighbourhood(Recipe):
+    """The boosted model's: every client column, and the nearest sales."""
+
+    feature_names = FEATURE_NAMES
+    params = DEFAULT_PARAMS
+
+    def context(self, data, mask):
+        return data.context(mask)
+
+    def features(self, data, rows, context):
+        return data.features(rows, context)
+
+
+NEIGHBOURHOOD = Neighbourhood()
+
+
 def out_of_fold_features(
-    data: TrainingData, folds: np.ndarray, exclude: np.ndarray | None = None
+    data: TrainingData, folds: np.ndarray, exclude: np.ndarray | None = None,
+    recipe: Recipe = NEIGHBOURHOOD,
 ) -> np.ndarray:
-    """Training features whose neighbour part never sees the row's own fold.
+    """Training features whose fitted part never sees the row's own fold.
 
     Rows with ``exclude`` True are neither described nor used as references
     (their feature rows are left as NaN).
     """
     if exclude is None:
         exclude = np.zeros(len(folds), dtype=bool)
-    features = np.full((len(folds), len(FEATURE_NAMES)), np.nan)
+    features = np.full((len(folds), len(recipe.feature_names)), np.nan)
     for fold in np.unique(folds[~exclude]):
         rows = (folds == fold) & ~exclude
         reference = (folds != fold) & ~exclude
-        features[rows] = data.features(rows, data.context(reference))
+        features[rows] = recipe.features(data, rows,
+                                         recipe.context(data, reference))
     return features
 
 
@@ -159,11 +197,12 @@ def lgb_params(params: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], in
 
 
 def train_booster(
-    x: np.ndarray, y: np.ndarray, params: Mapping[str, Any], seed: int
+    x: np.ndarray, y: np.ndarray, params: Mapping[str, Any], seed: int,
+    names: tuple[str, ...] = FEATURE_NAMES,
 ) -> lgb.Booster:
     """Train one LightGBM booster (target: log price per square foot)."""
     booster_params, rounds = lgb_params(params, seed)
-    dataset = lgb.Dataset(x, label=y, feature_name=list(FEATURE_NAMES),
+    dataset = lgb.Dataset(x, label=y, feature_name=list(names),
                           free_raw_data=True)
     return lgb.train(booster_params, dataset, num_boost_round=rounds)
 
@@ -205,28 +244,30 @@ def calibrate(pred: np.ndarray, residual: np.ndarray,
 
 
 def nested_fold_features(
-    data: TrainingData, folds: np.ndarray
+    data: TrainingData, folds: np.ndarray, recipe: Recipe = NEIGHBOURHOOD,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield ``(held_out, x_train, x_held_out)`` for each fold, fully nested.
 
-    Training rows get neighbour features out-of-fold among the remaining folds
+    Training rows get fitted features out-of-fold among the remaining folds
     and held-out rows get them from all remaining rows, exactly as ``fit`` and
     ``predict`` would, so held-out prices never reach any training feature.
     """
     for fold in np.unique(folds):
         held_out = folds == fold
-        inner = out_of_fold_features(data, folds, exclude=held_out)
-        x_held = data.features(held_out, data.context(~held_out))
+        inner = out_of_fold_features(data, folds, exclude=held_out, recipe=recipe)
+        x_held = recipe.features(data, held_out, recipe.context(data, ~held_out))
         yield held_out, inner[~held_out], x_held
 
 
 def oof_predictions(
-    data: TrainingData, folds: np.ndarray, params: Mapping[str, Any], seed: int
+    data: TrainingData, folds: np.ndarray, params: Mapping[str, Any], seed: int,
+    recipe: Recipe = NEIGHBOURHOOD,
 ) -> np.ndarray:
-    """Out-of-fold log-price predictions with fully nested neighbour features."""
+    """Out-of-fold log-price predictions with fully nested fitted features."""
     pred = np.empty(len(folds))
-    for held_out, x_train, x_held in nested_fold_features(data, folds):
-        booster = train_booster(x_train, data.target[~held_out], params, seed)
+    for held_out, x_train, x_held in nested_fold_features(data, folds, recipe):
+        booster = train_booster(x_train, data.target[~held_out], params, seed,
+                                recipe.feature_names)
         pred[held_out] = booster.predict(x_held) + data.log_sqft[held_out]
     return pred
 
@@ -283,15 +324,19 @@ def forward_residuals(data: TrainingData, fit_predict: FitPredict
     return np.concatenate(pred), np.concatenate(residual), np.concatenate(weight)
 
 
-def fit_predict_booster(params: Mapping[str, Any], seed: int) -> FitPredict:
+def fit_predict_booster(params: Mapping[str, Any], seed: int,
+                        recipe: Recipe = NEIGHBOURHOOD) -> FitPredict:
     """Train as ``fit`` does (no intervals) and estimate at the latest level."""
     def fit_predict(before: TrainingData, after: TrainingData) -> np.ndarray:
         adjusted, _ = before.market_adjusted()
         x = out_of_fold_features(adjusted,
-                                 group_folds(adjusted.groups, N_FOLDS, seed))
-        booster = train_booster(x, adjusted.target, params, seed)
-        x_after = after.features(np.ones(len(after.log_price), dtype=bool),
-                                 adjusted.context())
+                                 group_folds(adjusted.groups, N_FOLDS, seed),
+                                 recipe=recipe)
+        booster = train_booster(x, adjusted.target, params, seed,
+                                recipe.feature_names)
+        everything = np.ones(len(adjusted.log_price), dtype=bool)
+        x_after = recipe.features(after, np.ones(len(after.log_price), dtype=bool),
+                                  recipe.context(adjusted, everything))
         return booster.predict(x_after) + after.log_sqft
     return fit_predict
 
@@ -301,7 +346,8 @@ class Fit:
     """A fitted booster with what serving it needs."""
 
     booster: lgb.Booster
-    context: NeighbourContext
+    #: What the recipe's features need at serving time, from every row.
+    context: Any
     market: MarketIndex
     #: Estimates "now" (at the latest month's level) and as of a month.
     interval: dict
@@ -309,21 +355,23 @@ class Fit:
 
 
 def fit(data: TrainingData, params: Mapping[str, Any] | None = None,
-        seed: int = 0) -> Fit:
-    """Fit the booster, its neighbour context, market index and intervals."""
-    params = dict(DEFAULT_PARAMS if params is None else params)
+        seed: int = 0, recipe: Recipe = NEIGHBOURHOOD) -> Fit:
+    """Fit the booster, its features' context, market index and intervals."""
+    params = dict(recipe.params if params is None else params)
     adjusted, market = data.market_adjusted()
     folds = group_folds(adjusted.groups, N_FOLDS, seed)
-    x = out_of_fold_features(adjusted, folds)
-    booster = train_booster(x, adjusted.target, params, seed)
-    oof = oof_predictions(adjusted, folds, params, seed)
+    x = out_of_fold_features(adjusted, folds, recipe=recipe)
+    booster = train_booster(x, adjusted.target, params, seed, recipe.feature_names)
+    oof = oof_predictions(adjusted, folds, params, seed, recipe)
     as_of = calibrate(oof, adjusted.log_price - oof, method=(
         "split-conformal on nested out-of-fold log residuals, by predicted-price "
         "quintile"))
-    pred, residual, weight = forward_residuals(data, fit_predict_booster(params, seed))
+    pred, residual, weight = forward_residuals(
+        data, fit_predict_booster(params, seed, recipe))
     now = calibrate(pred, residual, weight, method=(
         f"split-conformal on log residuals of the sales after each of the last "
         f"{N_ORIGINS} months, estimated by a model trained before it, weights "
         f"halving every {HALF_LIFE_MONTHS:g} months back, by predicted-price "
         "quintile"))
-    return Fit(booster, adjusted.context(), market, now, as_of)
+    everything = np.ones(len(adjusted.log_price), dtype=bool)
+    return Fit(booster, recipe.context(adjusted, everything), market, now, as_of)

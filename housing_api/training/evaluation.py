@@ -55,6 +55,8 @@ class Evaluation:
     market: bool
     holdout: Scored
     train: Scored
+    #: The minimal companion on the same holdout, if the version has one.
+    minimal: Scored | None = None
     learning_curve: list = field(default_factory=list)
     cv: list = field(default_factory=list)
     time_split: dict | None = None
@@ -78,7 +80,8 @@ def score(predictor, sales: Sales, rows: np.ndarray, now: bool = False) -> Score
 
 def refit_and_score(trainer, params, sales, demographics, train, test,
                     now=False) -> Scored:
-    fit = ALGORITHMS[trainer](sales, demographics, train, params)
+    # The companion answers minimal requests; the protocols score the model.
+    fit = ALGORITHMS[trainer](sales, demographics, train, params, companion=False)
     return score(fit.predictor, sales, test, now)
 
 
@@ -123,6 +126,8 @@ def evaluate_version(store, version: str, data_dir: Path, quick: bool = False
                     market=predictor.market is not None,
                     holdout=score(predictor, sales, holdout),
                     train=score(predictor, sales, train))
+    if predictor.minimal is not None:
+        ev.minimal = score(predictor.minimal, sales, holdout)
 
     def refit(fit_rows, test_rows, now=False):
         return refit_and_score(trainer, params, sales, demographics, fit_rows,

@@ -80,6 +80,11 @@ def _section(ev: Evaluation, plots: dict) -> list[str]:
                            "model as stored" + (", each home as of its sale month"
                                                 if ev.market else "")),
         _row("train split", ev.train.metrics, "the same model on its own 75%"),
+        *([_row("minimal companion", ev.minimal.metrics,
+                "the same holdout, from the 7 sales columns and the zipcode "
+                "(`/v1/predict/minimal`), each home as of its sale month; "
+                f"80% interval coverage {_pct(ev.minimal.metrics['coverage'])}")]
+          if ev.minimal is not None else []),
         _row("time split", ev.time_split,
              f"refit on sales before {ev.time_split['cutoff']}, tested on "
              "later ones" + (", estimated at the latest level of its training "

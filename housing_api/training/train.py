@@ -67,8 +67,11 @@ def fitted(files, metadata, estimator, feature_set, demographics, sales, rows,
 
 
 def fit_reference(sales: Sales, demographics: Demographics, rows: np.ndarray,
-                  params: dict | None = None) -> Fitted:
-    """Fit the reference pipeline on ``rows`` of ``sales`` (no parameters)."""
+                  params: dict | None = None, companion: bool = True) -> Fitted:
+    """Fit the reference pipeline on ``rows`` of ``sales`` (no parameters).
+
+    It reads only the minimal inputs, so it needs no ``companion``.
+    """
     feature_set = get_feature_set("reference")
     X = feature_set.transform(take(sales.columns, rows), demographics)
     y = sales.price[rows]
@@ -86,8 +89,12 @@ def fit_reference(sales: Sales, demographics: Demographics, rows: np.ndarray,
 
 
 def fit_lightgbm(sales: Sales, demographics: Demographics, rows: np.ndarray,
-                 params: dict | None = None) -> Fitted:
-    """Fit the boosted model (see ``boosting``) on ``rows`` of ``sales``."""
+                 params: dict | None = None, companion: bool = True) -> Fitted:
+    """Fit the boosted model (see ``boosting``) on ``rows`` of ``sales``.
+
+    With ``companion``, the minimal companion (see ``minimal``) too, which
+    answers ``/v1/predict/minimal`` for the version.
+    """
     from . import boosting
 
     feature_set = get_feature_set("engineered-v1")
@@ -110,8 +117,61 @@ def fit_lightgbm(sales: Sales, demographics: Demographics, rows: np.ndarray,
     }
     files = {"model.lgb.txt": formats.dump_lightgbm(fit.booster),
              feature_set.context_file: fit.context.to_npz()}
-    return fitted(files, metadata, formats.LightGBMRegressor(fit.booster),
-                  feature_set, demographics, sales, rows, fit.context)
+    minimal = fit_minimal(data, demographics) if companion else None
+    if minimal is not None:
+        files.update(minimal.files)
+        metadata["companions"] = {"minimal": minimal.metadata}
+    result = fitted(files, metadata, formats.LightGBMRegressor(fit.booster),
+                    feature_set, demographics, sales, rows, fit.context)
+    if minimal is not None:
+        result.predictor.minimal = Predictor(
+            version="unsaved", metadata=minimal.metadata,
+            estimator=minimal.estimator, feature_set=minimal.feature_set,
+            demographics=demographics, context=minimal.context,
+            sales=result.predictor.sales)
+    return result
+
+
+@dataclass
+class Companion:
+    """A minimal companion's files and metadata, and what serving it needs."""
+
+    files: dict
+    metadata: dict
+    estimator: object
+    feature_set: object
+    context: object
+
+
+def fit_minimal(data, demographics: Demographics) -> Companion:
+    """Fit the minimal companion on the boosted model's training data."""
+    from . import boosting
+    from .minimal import MINIMAL, MINIMAL_PARAMS
+
+    feature_set = get_feature_set("minimal-v1")
+    fit = boosting.fit(data, MINIMAL_PARAMS, recipe=MINIMAL)
+    metadata = {
+        "name": "lightgbm-minimal",
+        "variant": "minimal",
+        "algorithm": "LightGBM on log price per sq ft: the 7 sales columns, the "
+                     "zipcode, its demographics and out-of-fold zipcode price "
+                     "features",
+        "hyperparameters": MINIMAL_PARAMS,
+        "target": "log_price_per_sqft",
+        "market_index": fit.market.to_dict(),
+        "interval": fit.interval,
+        "interval_as_of": fit.interval_as_of,
+        "artifact": {"file": "minimal.lgb.txt", "format": "lightgbm"},
+        "feature_set": feature_set.name,
+        "features": feature_set.names(demographics),
+        "inputs": list(feature_set.inputs),
+        "input_ranges": input_ranges({n: data.columns[n]
+                                      for n in feature_set.inputs}),
+    }
+    files = {"minimal.lgb.txt": formats.dump_lightgbm(fit.booster),
+             feature_set.context_file: fit.context.to_npz()}
+    return Companion(files, metadata, formats.LightGBMRegressor(fit.booster),
+                     feature_set, fit.context)
 
 
 ALGORITHMS = {"reference": fit_reference, "lightgbm": fit_lightgbm}
@@ -144,22 +204,28 @@ def build_version(data_dir: Path, algorithm: str = "reference",
         return {**regression_metrics(y, result.price),
                 "coverage": float(inside.mean())}
 
-    def predict(rows):
+    def predict(rows, predictor=fit.predictor):
         # Each home as of its own sale, where the version knows the market.
         months = sale_months(sales.frame["date"].to_numpy()[rows])
-        return fit.predictor.predict(
-            take(sales.columns, rows),
-            months if fit.predictor.market is not None else None)
+        columns = take(sales.columns, rows)
+        return predictor.predict(
+            {name: columns[name] for name in predictor.inputs},
+            months if predictor.market is not None else None)
+
+    def holdout_metrics(predictor):
+        return {"holdout": metrics(holdout, predict(holdout, predictor)),
+                "train": metrics(train, predict(train, predictor)),
+                "protocol": "train_test_split(random_state=42), 25% holdout"
+                            + (", each home as of its sale month"
+                               if predictor.market is not None else "")}
 
     train_columns = take(sales.columns, train)
-    on_train = predict(train)
+    if fit.predictor.minimal is not None:
+        fit.metadata["companions"]["minimal"]["metrics"] = holdout_metrics(
+            fit.predictor.minimal)
     metadata = {
         **fit.metadata,
-        "metrics": {"holdout": metrics(holdout, predict(holdout)),
-                    "train": metrics(train, on_train),
-                    "protocol": "train_test_split(random_state=42), 25% holdout"
-                                + (", each home as of its sale month"
-                                   if fit.predictor.market is not None else "")},
+        "metrics": holdout_metrics(fit.predictor),
         # What drift is measured against (GET /v1/model/drift).
         # Live estimates are "now": compare them with the same on training.
         "training_distribution": training_distribution(

@@ -129,11 +129,9 @@ def test_deleting_a_version_removes_its_compiled_trees(compiled_store, tmp_path)
 
 @pytest.fixture
 def small_boosting(monkeypatch):
-    from conftest import SMALL_BOOSTING
-    from housing_api.training import boosting
+    from conftest import use_small_boosting
 
-    monkeypatch.setattr(boosting, "DEFAULT_PARAMS",
-                        {**boosting.DEFAULT_PARAMS, **SMALL_BOOSTING})
+    use_small_boosting(monkeypatch)
 
 
 def test_train_compiles_the_boosted_version_before_activating_it(

@@ -47,3 +47,23 @@ def test_report_plots_are_pngs(quick_report):
 def test_default_versions_are_the_active_and_newest_of_each_trainer(store):
     active = store.current()
     assert default_versions(store) == [active]
+
+
+def test_the_minimal_companion_is_scored_as_its_metadata_says(boosted_store):
+    from housing_api.store import ModelStore
+    from housing_api.training.data import Sales
+    from housing_api.training.evaluation import score
+    from housing_api.training.report import _row
+
+    store = ModelStore(boosted_store)
+    predictor = store.load(store.current())
+    sales = Sales.read(DATA_DIR)
+    _, holdout = sales.split()
+    scored = score(predictor.minimal, sales, holdout)
+    stored = store.metadata(store.current())["companions"]["minimal"]
+    assert scored.metrics["n"] == 5404
+    for name in ("r2", "mape", "mae", "coverage"):
+        assert scored.metrics[name] == pytest.approx(
+            stored["metrics"]["holdout"][name], rel=1e-12)
+    row = _row("minimal companion", scored.metrics, "protocol")
+    assert row.startswith(f"| minimal companion | {scored.metrics['r2']:.3f} |")

@@ -6,6 +6,7 @@ module is the one place that registers them.
 """
 from .base import FeatureSet, UnknownFeatureSetError
 from .engineered import EngineeredFeatures
+from .minimal import MinimalFeatures
 from .reference import ReferenceFeatures
 
 __all__ = ["FEATURE_SETS", "FeatureSet", "UnknownFeatureSetError",
@@ -13,7 +14,8 @@ __all__ = ["FEATURE_SETS", "FeatureSet", "UnknownFeatureSetError",
 
 #: Every feature set this code knows, by name.
 FEATURE_SETS: dict[str, FeatureSet] = {
-    fs.name: fs for fs in (ReferenceFeatures(), EngineeredFeatures())
+    fs.name: fs for fs in (ReferenceFeatures(), EngineeredFeatures(),
+                           MinimalFeatures())
 }
 
 
