@@ -81,7 +81,12 @@ def _train_one(settings, algorithm, activate, promote_if_better, job_id,
     try:
         version, metadata = train_version(data_dir, store, algorithm, reported)
         if compile_trees and metadata["artifact"]["format"] == "lightgbm":
-            _compile(store, version, data_dir)
+            if settings["LEAN_INFERENCE"] and settings["COMPILED_TREES"]:
+                _compile(store, version, data_dir)
+            else:  # minutes spent on trees this configuration never serves
+                click.echo(f"{version}: not compiled: this configuration serves "
+                           "through LightGBM (HOUSING_COMPILED_TREES or "
+                           "HOUSING_LEAN_INFERENCE is false)")
         promoted, reason = (activate, "activated as asked" if activate
                             else "not activated (--no-activate)")
         if promote_if_better:

@@ -144,6 +144,20 @@ def test_train_compiles_the_boosted_version_before_activating_it(
     assert isinstance(served.estimator, compiled.CompiledTrees)
 
 
+def test_train_compiles_nothing_a_configuration_will_not_serve(
+        model_dir, store, small_boosting):
+    from conftest import DATA_DIR, HousingCliRunner
+
+    runner = HousingCliRunner({"MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
+                               "COMPILED_TREES": "false"})
+    result = runner.invoke(args=["train", "--algorithm", "lightgbm"])
+    assert result.exit_code == 0, result.output
+    assert "not compiled: this configuration serves through LightGBM" \
+        in result.stdout
+    assert not store.compiled_dir.exists()
+    assert isinstance(store.load(store.current()).estimator, LeanBooster)
+
+
 def test_train_no_compile_serves_through_the_c_api(runner, store, small_boosting):
     result = runner.invoke(args=["train", "--algorithm", "lightgbm", "--no-compile"])
     assert result.exit_code == 0, result.output
