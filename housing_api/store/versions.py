@@ -22,6 +22,7 @@ from .errors import (
 from . import files as folder_files
 from .files import DEMOGRAPHICS, FILE_NAME_RE, METADATA, VERSION_RE, new_version_name
 from .loading import load_version
+from .rollouts import Rollout, RolloutError
 
 #: Staging folders older than this were left by a crashed publish.
 STALE_STAGING_SECONDS = 3600
@@ -46,6 +47,7 @@ class ModelStore:
         self.versions_dir = self.root / "versions"
         self.pointer = self.root / "CURRENT"
         self.history_file = self.root / "history.json"
+        self.rollout_file = self.root / "ROLLOUT"
         self.lock_timeout = lock_timeout
 
     @property
@@ -241,12 +243,78 @@ class ModelStore:
         return bool(VERSION_RE.match(version)) and (
             self.versions_dir / version / METADATA).is_file()
 
+    def rollout(self) -> Rollout | None:
+        """The rollout in progress, or None."""
+        try:
+            rollout = Rollout.from_json(self.rollout_file.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelStoreError(f"{self.rollout_file} is unreadable: {exc}") \
+                from exc
+        # Started against another champion: ended by an activation since.
+        return rollout if rollout.champion == self.current() else None
+
+    def start_rollout(self, challenger: str, mode: str,
+                      share: float | None = None) -> Rollout:
+        """Try ``challenger`` beside the active version (see ``rollouts``)."""
+        self.load(challenger)  # outside the lock, as activate does
+        with self.lock:
+            self.path(challenger)
+            champion = self.current()
+            if champion is None:
+                raise RolloutError("no version is active to roll out against")
+            running = self.rollout()
+            if running is not None:
+                raise RolloutError(
+                    f"a {running.mode} of {running.challenger} is in progress; "
+                    "promote or abort it first")
+            rollout = Rollout.new(challenger, champion, mode, share)
+            folder_files.replace_atomically(self.rollout_file, rollout.to_json())
+        return rollout
+
+    def abort_rollout(self) -> Rollout:
+        """End the rollout in progress; the active version stays."""
+        with self.lock:
+            rollout = self._running()
+            self._end_rollout()
+        return rollout
+
+    def promote_rollout(self) -> Rollout:
+        """Make the challenger the active version, ending its rollout."""
+        rollout = self._running()
+        self.load(rollout.challenger)
+        with self.lock:
+            if self._running() != rollout:
+                raise RolloutError("the rollout changed meanwhile; nothing done")
+            history = self.history()
+            self._set_active(rollout.challenger, history + [rollout.challenger],
+                             history)
+        return rollout
+
+    def _running(self) -> Rollout:
+        rollout = self.rollout()
+        if rollout is None:
+            raise RolloutError("no rollout is in progress")
+        return rollout
+
+    def _end_rollout(self) -> None:
+        try:
+            self.rollout_file.unlink()
+        except FileNotFoundError:
+            return
+        folder_files.fsync_dir(self.root)
+
     def delete(self, version: str) -> None:
-        """Remove a version that is not active."""
+        """Remove a version that is not active, nor in a rollout."""
         with self.lock:
             path = self.path(version)
             if version == self.current():
                 raise ActiveVersionError(f"version {version!r} is active")
+            rollout = self.rollout()
+            if rollout is not None and version == rollout.challenger:
+                raise ActiveVersionError(
+                    f"version {version!r} is in a {rollout.mode}; abort it first")
             trash = self.versions_dir / f".deleting-{version}-{uuid.uuid4().hex}"
             os.replace(path, trash)
             folder_files.fsync_dir(self.versions_dir)
@@ -271,6 +339,8 @@ class ModelStore:
         folder_files.replace_atomically(self.history_file,
                                         json.dumps(journal).encode())
         folder_files.replace_atomically(self.pointer, f"{version}\n".encode())
+        # Any rollout was against the old champion: it is over.
+        self._end_rollout()
 
     def load(self, version: str) -> Predictor:
         """Load ``version`` safely and check its integrity."""

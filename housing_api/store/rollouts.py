@@ -1,0 +1,58 @@
+"""A rollout: a challenger version tried beside the active one.
+
+The state is one small JSON file beside ``CURRENT`` (``ROLLOUT``), written
+under the store's lock with the same atomic replace, so every master that
+watches the store sees the same rollout, and a rolling reload keeps it.
+A rollout names the champion it started against: once ``CURRENT`` names
+another version (an activation, a rollback, a promotion), it is over, even
+if a crash left its file behind.
+"""
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+import json
+import uuid
+
+from .errors import ModelStoreError
+
+MODES = ("shadow", "canary")
+
+
+class RolloutError(ModelStoreError):
+    """A rollout cannot start, change or end as asked; nothing changed."""
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """``challenger`` tried beside ``champion``: in ``shadow`` (every estimate
+    computed by both, clients see the champion's) or ``canary`` (``share`` of
+    the clients get the challenger's)."""
+
+    id: str
+    challenger: str
+    champion: str
+    mode: str
+    share: float
+    started_at: str
+
+    @classmethod
+    def new(cls, challenger: str, champion: str, mode: str,
+            share: float | None) -> "Rollout":
+        """A rollout starting now; ``RolloutError`` for a bad mode or share."""
+        if mode not in MODES:
+            raise RolloutError(f"mode must be one of {', '.join(MODES)}")
+        if mode == "shadow":
+            share = 1.0 if share is None else share
+        if share is None or not 0.0 < float(share) <= 1.0:
+            raise RolloutError("share must be above 0 and at most 1")
+        if challenger == champion:
+            raise RolloutError(f"{challenger} is already the active version")
+        return cls(uuid.uuid4().hex, challenger, champion, mode, float(share),
+                   datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "Rollout":
+        fields = json.loads(data)
+        return cls(**{name: fields[name] for name in cls.__dataclass_fields__})
