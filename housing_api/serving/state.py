@@ -3,17 +3,25 @@ import logging
 import os
 import signal
 
-from ..store import ModelStore
+from ..store import ModelStore, ModelStoreError
 
 log = logging.getLogger(__name__)
 
 
 class ModelState:
-    """The store and the predictor loaded from its CURRENT pointer."""
+    """The store, the predictor loaded from its CURRENT pointer, and the
+    challenger of the rollout in progress (``store.rollout()``), if any.
+
+    Both are loaded where ``reload`` runs: in Gunicorn's master, before it
+    forks, so that every worker shares them.
+    """
 
     def __init__(self, store: ModelStore, metrics=None):
         self.store = store
         self.predictor = None
+        #: The rollout in progress and its challenger's predictor, or None.
+        self.rollout = None
+        self.challenger = None
         #: ``ServiceMetrics`` (or None): the loaded-version gauge and the
         #: reload counter follow every swap, in whichever process makes it.
         self.metrics = metrics
@@ -25,12 +33,47 @@ class ModelState:
     def version(self) -> str | None:
         return self.predictor.version if self.predictor else None
 
-    def reload(self) -> bool:
-        """Load the version CURRENT names, if it is not loaded yet.
+    @property
+    def rollout_id(self) -> str | None:
+        return self.rollout.id if self.rollout else None
 
-        Idempotent: merged or repeated reload signals cost one file read.
-        On failure the loaded model stays and the error propagates.
+    def reload(self) -> bool:
+        """Load the version CURRENT names and the rollout's challenger, if
+        they are not loaded yet; return whether anything changed.
+
+        Idempotent: merged or repeated reload signals cost two file reads.
+        On failure the loaded model stays and the error propagates; a
+        challenger that fails to load is logged, and its rollout not served.
         """
+        changed = self._reload_champion()
+        return self._reload_rollout() or changed
+
+    def _reload_rollout(self) -> bool:
+        try:
+            rollout = self.store.rollout()
+        except ModelStoreError as exc:
+            log.error("rollout ignored: %s", exc)
+            rollout = None
+        if rollout is not None and rollout.champion != self.version:
+            rollout = None  # started against a version this process lacks
+        if rollout == self.rollout:
+            return False
+        challenger = None
+        if rollout is not None:
+            try:
+                challenger = self.store.load(rollout.challenger)
+            except Exception:
+                log.exception("the challenger %s does not load; its %s is not "
+                              "served", rollout.challenger, rollout.mode)
+                self._count("failed")
+                rollout = None
+        self.rollout, self.challenger = rollout, challenger
+        log.info("rollout %s", f"{rollout.mode} of {rollout.challenger} at "
+                 f"{rollout.share:g}" if rollout else "none",
+                 extra={"model_version": self.version})
+        return True
+
+    def _reload_champion(self) -> bool:
         version = self.store.current()
         if version is None or version == self.version:
             return False

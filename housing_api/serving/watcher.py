@@ -1,13 +1,15 @@
-"""The Gunicorn master's watch on the store's pointer (``model/CURRENT``).
+"""The Gunicorn master's watch on the store's pointer (``model/CURRENT``)
+and its rollout (``model/ROLLOUT``).
 
-A CLI activation, or one made by another replica sharing the store, moves
-the pointer without signalling this master; the watcher notices and asks
-for a rolling reload. It only reads one small file and sends a signal:
+A CLI activation or rollout, or one made by another replica sharing the
+store, changes them without signalling this master; the watcher notices
+and asks for a rolling reload. It only reads one small file and sends a signal:
 nothing it does can hold a lock that a forked worker would inherit.
 """
 import time
 from collections.abc import Callable
 
+from ..store import ModelStoreError
 from .state import ModelState
 
 
@@ -26,19 +28,27 @@ class PointerWatcher:
             complete = pointer is not None and store.exists(pointer)
         except OSError:
             return False
-        if pointer is None or pointer == self.state.version:
+        try:
+            rollout = store.rollout()
+        except (OSError, ModelStoreError):  # the state logs it on reload
+            rollout = None
+        if rollout is not None:
+            complete = complete and store.exists(rollout.challenger)
+        target = (pointer, rollout.id if rollout else None)
+        if pointer is None or target == (self.state.version,
+                                         self.state.rollout_id):
             self._seen = self._signalled = None
-        elif pointer == self._signalled:
+        elif target == self._signalled:
             # Signalled once and still not loaded: the version is broken
             # (on_reload logged why). Wait for the pointer to move again.
             pass
-        elif pointer != self._seen or not complete:
+        elif target != self._seen or not complete:
             # Wait one more poll: the admin API's own HUP usually lands
             # first, and another replica's copy of the folder may be
             # incomplete yet. Each HUP replaces every worker.
-            self._seen = pointer
+            self._seen = target
         else:
-            self._signalled = pointer
+            self._signalled = target
             return True
         return False
 
