@@ -13,6 +13,7 @@ from .evaluate import evaluate_command, search_command
 from .keys import keys_group
 from .models import models_group
 from .monitor import monitor_command
+from .rollout import rollout_group
 from .smoke import smoke_command
 from .train import train_command
 
@@ -24,5 +25,6 @@ def main():
 
 
 for _command in (train_command, smoke_command, models_group, db_group,
-                 keys_group, monitor_command, evaluate_command, search_command):
+                 keys_group, monitor_command, evaluate_command, search_command,
+                 rollout_group):
     main.add_command(_command)

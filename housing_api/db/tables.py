@@ -27,6 +27,8 @@ predictions = Table(
     Column("lower", Float, nullable=False),
     Column("upper", Float, nullable=False),
     Column("level", Float, nullable=False),
+    Column("champion_id", String(32), nullable=True,
+           comment="a shadow estimate: the answered estimate it was made beside"),
     # The one index beside the key, for every query by version and time.
     # Each index costs every logged row (migration 0002).
     Index("ix_predictions_version_created", "model_version", "created_at"),

@@ -33,6 +33,16 @@ class ModelState:
     def version(self) -> str | None:
         return self.predictor.version if self.predictor else None
 
+    def answering(self, client: str):
+        """The predictor that answers ``client``: a canary's challenger for
+        its share of clients, the active version's otherwise (and in shadow
+        mode, where clients only ever see the champion's answers)."""
+        rollout, challenger = self.rollout, self.challenger
+        if rollout is not None and challenger is not None \
+                and rollout.mode == "canary" and rollout.in_canary(client):
+            return challenger
+        return self.predictor
+
     @property
     def rollout_id(self) -> str | None:
         return self.rollout.id if self.rollout else None

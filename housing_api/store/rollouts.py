@@ -7,10 +7,11 @@ A rollout names the champion it started against: once ``CURRENT`` names
 another version (an activation, a rollback, a promotion), it is over, even
 if a crash left its file behind.
 """
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+import hashlib
 import json
 import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 
 from .errors import ModelStoreError
 
@@ -48,6 +49,13 @@ class Rollout:
             raise RolloutError(f"{challenger} is already the active version")
         return cls(uuid.uuid4().hex, challenger, champion, mode, float(share),
                    datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def in_canary(self, client: str) -> bool:
+        """Whether ``client`` (an API key's id, or else an address) is among
+        the canary's share: a stable hash, so a client keeps its version for
+        the whole rollout, and a larger share only adds clients."""
+        digest = hashlib.sha256(f"{self.id}/{client}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.share
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

@@ -1,6 +1,7 @@
 """Price estimates: single homes, minimal inputs, batches and CSV."""
 import csv
 import io
+import logging
 
 from flask import current_app, g, jsonify, request
 from flask.views import MethodView
@@ -36,6 +37,8 @@ blp.document_errors({400: "The body is not valid JSON (or the CSV not UTF-8).",
                      415: "The body has a content type the operation does not "
                           "take."}, methods=("post",))
 
+log = logging.getLogger(__name__)
+
 JSON = "application/json"
 CSV_TYPES = ("text/csv", "multipart/form-data")
 _HOME = HomeSchema()
@@ -49,6 +52,20 @@ def active_predictor():
     if predictor is None:
         abort(503, message="No model version is loaded yet; see /health/ready.")
     return predictor
+
+
+def client_identity() -> str:
+    """Who is asking, for a canary: the API key if one was sent, else the
+    client's address."""
+    key = g.get("api_key")
+    return f"key:{key.id}" if key is not None else f"address:{request.remote_addr}"
+
+
+def answering_predictor():
+    """The predictor that answers this client: a canary's challenger for its
+    share of clients, the active version otherwise; 503 while none."""
+    active_predictor()
+    return current_app.extensions["housing"].answering(client_identity())
 
 
 @blp.before_request
@@ -148,7 +165,32 @@ def estimate(predictor, records, explain=False, k=None, as_of=None
     if ids is not None:
         for estimate, prediction_id in zip(estimates, ids):
             estimate["prediction_id"] = prediction_id
+        _shadow(predictor, records, columns, months, ids)
     return estimates, result.as_of[0] if result.as_of else None
+
+
+def _shadow(predictor, records, columns, months, ids) -> None:
+    """In a shadow rollout, estimate the same homes with the challenger and
+    log them beside the answered ones; the client never sees them, and
+    nothing the challenger does can fail the request."""
+    state = current_app.extensions["housing"]
+    rollout, challenger = state.rollout, state.challenger
+    if rollout is None or challenger is None or rollout.mode != "shadow" \
+            or predictor.version != rollout.champion:
+        return
+    if predictor.variant == "minimal":  # the minimal endpoint: its companion
+        challenger = minimal_predictor(challenger)
+    if not set(challenger.inputs) <= set(columns):
+        return  # a challenger that needs inputs this request did not send
+    try:
+        if months is not None and challenger.market is None:
+            return  # as_of asked; the challenger has no notion of time
+        result = challenger.predict(
+            {name: columns[name] for name in challenger.inputs}, months)
+    except Exception:
+        log.exception("shadow estimate by %s failed", challenger.version)
+        return
+    prediction_log.record(challenger, records, result, champion_ids=ids)
 
 
 def _answer(predictor, as_of, **body):
@@ -195,7 +237,7 @@ class Predict(MethodView):
         k-NN, the 5 sales it averaged) and lists the `k` most similar sales
         of the training data (`comparables`); see docs/explanations.md.
         """
-        return _single(active_predictor(), home, explain, k, as_of)
+        return _single(answering_predictor(), home, explain, k, as_of)
 
 
 @blp.route("/predict/minimal")
@@ -222,7 +264,7 @@ class PredictMinimal(MethodView):
         required; any other field is rejected. `explain=true` and `as_of`
         work as on `POST /v1/predict`.
         """
-        predictor = minimal_predictor(active_predictor())
+        predictor = minimal_predictor(answering_predictor())
         inputs = predictor.inputs
         errors = {name: ["Unknown field."] for name in home if name not in inputs}
         errors.update({name: ["Missing data for required field."]
@@ -374,7 +416,7 @@ class Batch(MethodView):
         its row index (from 0). With `explain=true` (at most 1,000 homes),
         every estimate says why, as on `POST /v1/predict`.
         """
-        predictor = active_predictor()
+        predictor = answering_predictor()
         if request.mimetype == JSON:
             records, path = _load_batch_json()
         else:

@@ -16,8 +16,12 @@ def init_app(app) -> None:
     ) if config["PREDICTION_LOG"] else None
 
 
-def record(predictor, homes, result) -> list[str] | None:
-    """Log this request's estimates; return their prediction ids (None if off)."""
+def record(predictor, homes, result, champion_ids=None) -> list[str] | None:
+    """Log this request's estimates; return their prediction ids (None if off).
+
+    ``champion_ids`` marks them as a rollout's shadow estimates, each made
+    beside the answered estimate with that id.
+    """
     prediction_log = current_app.extensions["housing_log"]
     if prediction_log is None:
         return None
@@ -27,5 +31,6 @@ def record(predictor, homes, result) -> list[str] | None:
         model_version=predictor.version, client=request.remote_addr,
         api_key_id=key.id if (key := g.get("api_key")) is not None else None,
         homes=homes, price=result.price, lower=result.lower,
-        upper=result.upper, level=result.level, created_at=utcnow()))
+        upper=result.upper, level=result.level, created_at=utcnow(),
+        champion_ids=champion_ids))
     return ids

@@ -25,7 +25,8 @@ from ..monitoring.drift import NoTrainingDistributionError, drift
 from ..monitoring.performance import performance
 from . import charts
 from .predict import (
-    CsvProblem, csv_cell, estimate, minimal_predictor, read_csv_rows,
+    CsvProblem, client_identity, csv_cell, estimate, minimal_predictor,
+    read_csv_rows,
 )
 from .schemas import HomeSchema
 from .schemas.homes import MinimalHomeSchema
@@ -103,7 +104,8 @@ def require_key():
 
 
 def _predictor():
-    return current_app.extensions["housing"].predictor
+    """What answers this agent (a canary's challenger for its share)."""
+    return current_app.extensions["housing"].answering(client_identity())
 
 
 @bp.app_context_processor

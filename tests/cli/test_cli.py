@@ -175,3 +175,38 @@ def test_train_reports_a_refused_version(runner, store, monkeypatch):
     assert "the new version was refused" in result.stderr
     assert "non-finite or non-positive" in result.stderr
     assert len(store.list_versions()) == 1
+
+
+def test_rollout_commands_start_show_and_end_a_canary(runner, store):
+    from model_files import publish_copy
+
+    champion, challenger = store.current(), publish_copy(store)
+    result = runner.invoke(args=["rollout", "status"])
+    assert result.exit_code == 0 and "no rollout in progress" in result.stdout
+    result = runner.invoke(args=["rollout", "start", challenger, "--mode",
+                                 "canary", "--share", "0.1"])
+    assert result.exit_code == 0, result.output
+    assert f"canary of {challenger} against {champion}" in result.stdout
+    assert "10% of clients" in result.stdout
+    assert "10% of clients" in runner.invoke(args=["rollout", "status"]).stdout
+    again = runner.invoke(args=["rollout", "start", challenger, "--mode", "shadow"])
+    assert again.exit_code == 1
+    assert "is in progress; promote or abort it first" in again.output
+    result = runner.invoke(args=["rollout", "promote"])
+    assert result.exit_code == 0 and f"active: {challenger}" in result.stdout
+    assert store.current() == challenger and store.rollout() is None
+
+
+def test_rollout_abort_keeps_the_active_version(runner, store):
+    from model_files import publish_copy
+
+    champion, challenger = store.current(), publish_copy(store)
+    runner.invoke(args=["rollout", "start", challenger, "--mode", "shadow"])
+    result = runner.invoke(args=["rollout", "abort"])
+    assert result.exit_code == 0
+    assert f"ended the shadow of {challenger}; {champion} answers" in result.stdout
+    result = runner.invoke(args=["rollout", "abort"])
+    assert result.exit_code == 1 and "no rollout is in progress" in result.output
+    bad = runner.invoke(args=["rollout", "start", challenger, "--mode", "canary"])
+    assert bad.exit_code == 1 and "share must be above 0" in bad.output
+    assert store.current() == champion

@@ -1,0 +1,80 @@
+"""``housing-api rollout``: try a version on live traffic before it is active."""
+import click
+
+from .context import config, fail, model_store
+
+
+@click.group("rollout")
+def rollout_group():
+    """Start, show, promote or abort a shadow or canary rollout."""
+
+
+def _watch_note(settings) -> str:
+    return (f"servers on this store follow within "
+            f"{settings['MODEL_WATCH_INTERVAL']:g} s (a rolling reload)")
+
+
+@rollout_group.command("start")
+@click.argument("version")
+@click.option("--mode", type=click.Choice(["shadow", "canary"]), required=True,
+              help="shadow: the challenger estimates beside the active version, "
+                   "clients see the active version's answers; canary: a share "
+                   "of the clients get the challenger's.")
+@click.option("--share", type=float,
+              help="The canary's share of clients, above 0 and at most 1.")
+def start_command(version, mode, share):
+    """Try VERSION beside the active version."""
+    from ..store import ModelStoreError
+
+    settings = config()
+    try:
+        rollout = model_store(settings).start_rollout(version, mode, share)
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"{_describe(rollout)}; {_watch_note(settings)}")
+
+
+@rollout_group.command("status")
+def status_command():
+    """Show the rollout in progress."""
+    from ..store import ModelStoreError
+
+    try:
+        rollout = model_store(config()).rollout()
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(_describe(rollout) if rollout else "no rollout in progress")
+
+
+@rollout_group.command("promote")
+def promote_command():
+    """Make the challenger the active version, ending the rollout."""
+    from ..store import ModelStoreError
+
+    settings = config()
+    try:
+        rollout = model_store(settings).promote_rollout()
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"active: {rollout.challenger}; {_watch_note(settings)}")
+
+
+@rollout_group.command("abort")
+def abort_command():
+    """End the rollout; the active version stays."""
+    from ..store import ModelStoreError
+
+    settings = config()
+    try:
+        rollout = model_store(settings).abort_rollout()
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"ended the {rollout.mode} of {rollout.challenger}; "
+               f"{rollout.champion} answers everyone; {_watch_note(settings)}")
+
+
+def _describe(rollout) -> str:
+    who = ("every estimate, answered by the active version" if
+           rollout.mode == "shadow" else f"{rollout.share:.0%} of clients")
+    return (f"{rollout.mode} of {rollout.challenger} against "
+            f"{rollout.champion} since {rollout.started_at}: {who}")
