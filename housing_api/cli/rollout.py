@@ -36,14 +36,54 @@ def start_command(version, mode, share):
 
 @rollout_group.command("status")
 def status_command():
-    """Show the rollout in progress."""
+    """Show the rollout in progress, and how its two versions compare."""
     from ..store import ModelStoreError
 
+    settings = config()
     try:
-        rollout = model_store(config()).rollout()
+        rollout = model_store(settings).rollout()
     except (ModelStoreError, OSError) as exc:
         fail(str(exc))
-    click.echo(_describe(rollout) if rollout else "no rollout in progress")
+    if rollout is None:
+        click.echo("no rollout in progress")
+        return
+    click.echo(_describe(rollout))
+    for line in _judgement(settings, rollout):
+        click.echo(line)
+
+
+def _judgement(settings, rollout) -> list[str]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..db import make_engine
+    from ..monitoring.rollouts import judge
+
+    engine = make_engine(settings["DATABASE_URL"])
+    try:
+        found = judge(engine, rollout)
+    except SQLAlchemyError as exc:
+        fail(f"cannot read the prediction log: {getattr(exc, 'orig', None) or exc}")
+    finally:
+        engine.dispose()
+    ratio, paired = found["price_ratio"], found["sales"]
+    lines = [f"homes priced by both: {ratio['n']:,}"]
+    if ratio["n"]:
+        q = ratio["quantiles"]
+        lines.append(f"challenger / champion price: median {q['p50']:.3f}, "
+                     f"90% between {q['p5']:.3f} and {q['p95']:.3f}")
+    if not paired["n"]:
+        return lines + ["no sales reported for them yet"]
+    lines.append(f"on {paired['n']:,} reported sales (challenger - champion, "
+                 "95% bootstrap interval):")
+    for name, value, change in (("MAPE", "{:.2%}", "{:+.2%}"),
+                                ("MAE", "${:,.0f}", "{:+,.0f} USD")):
+        d = paired[name.lower()]
+        lines.append(
+            f"  {name} {value.format(paired['challenger'][name.lower()])} vs "
+            f"{value.format(paired['champion'][name.lower()])}: "
+            f"{change.format(d['difference'])} [{change.format(d['low'])}, "
+            f"{change.format(d['high'])}]")
+    return lines
 
 
 @rollout_group.command("promote")

@@ -1,7 +1,7 @@
 """The tables: every estimate answered, and the sale prices reported for them."""
 from sqlalchemy import (
     BigInteger, Column, Date, DateTime, Float, ForeignKey, Index, LargeBinary,
-    MetaData, String, Table,
+    MetaData, String, Table, text,
 )
 
 from ..inference.columns import NUMERIC_COLUMNS
@@ -27,11 +27,16 @@ predictions = Table(
     Column("lower", Float, nullable=False),
     Column("upper", Float, nullable=False),
     Column("level", Float, nullable=False),
-    Column("champion_id", String(32), nullable=True,
-           comment="a shadow estimate: the answered estimate it was made beside"),
+    Column("answered_id", String(32), nullable=True,
+           comment="a rollout's other estimate: the answered one it was made beside"),
     # The one index beside the key, for every query by version and time.
     # Each index costs every logged row (migration 0002).
     Index("ix_predictions_version_created", "model_version", "created_at"),
+    # Partial: only a rollout's other estimates pay for it (judging joins
+    # them to the answered ones).
+    Index("ix_predictions_answered", "answered_id",
+          postgresql_where=text("answered_id IS NOT NULL"),
+          sqlite_where=text("answered_id IS NOT NULL")),
 )
 
 sales = Table(

@@ -54,8 +54,8 @@ class Estimates:
     upper: object
     level: float
     created_at: datetime
-    #: For a rollout's shadow estimates: the answered estimate of each home.
-    champion_ids: Sequence[str] | None = None
+    #: For a rollout's other estimates: the answered estimate of each home.
+    answered_ids: Sequence[str] | None = None
 
     def rows(self) -> list[tuple]:
         """One tuple per home, in the ``predictions`` table's column order."""
@@ -63,11 +63,11 @@ class Estimates:
         # time, cost several times more: the writer shares the worker's CPU).
         head = (self.request_id, self.created_at, self.endpoint,
                 self.model_version, self.client, self.api_key_id)
-        champions = self.champion_ids or [None] * len(self.ids)
-        return [(pid, *head, *inputs, price, lower, upper, self.level, champion)
-                for pid, inputs, price, lower, upper, champion in zip(
+        answered = self.answered_ids or [None] * len(self.ids)
+        return [(pid, *head, *inputs, price, lower, upper, self.level, link)
+                for pid, inputs, price, lower, upper, link in zip(
                     self.ids, _inputs(self.homes), _values(self.price),
-                    _values(self.lower), _values(self.upper), champions)]
+                    _values(self.lower), _values(self.upper), answered)]
 
 
 #: The inputs' columns in the table, in order.

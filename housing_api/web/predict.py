@@ -165,32 +165,39 @@ def estimate(predictor, records, explain=False, k=None, as_of=None
     if ids is not None:
         for estimate, prediction_id in zip(estimates, ids):
             estimate["prediction_id"] = prediction_id
-        _shadow(predictor, records, columns, months, ids)
+        _counterpart(predictor, records, columns, months, ids)
     return estimates, result.as_of[0] if result.as_of else None
 
 
-def _shadow(predictor, records, columns, months, ids) -> None:
-    """In a shadow rollout, estimate the same homes with the challenger and
-    log them beside the answered ones; the client never sees them, and
-    nothing the challenger does can fail the request."""
+def _counterpart(predictor, records, columns, months, ids) -> None:
+    """During a rollout, estimate the same homes with the other version (the
+    challenger beside the champion's answers, and in a canary the champion
+    beside the challenger's) and log them linked to the answered ones, so
+    the two are judged on the same homes. The client never sees them, and
+    nothing the other version does can fail the request."""
     state = current_app.extensions["housing"]
     rollout, challenger = state.rollout, state.challenger
-    if rollout is None or challenger is None or rollout.mode != "shadow" \
-            or predictor.version != rollout.champion:
+    if rollout is None or challenger is None:
+        return
+    if predictor.version == rollout.champion:
+        other = challenger
+    elif predictor.version == rollout.challenger:
+        other = state.predictor
+    else:
         return
     if predictor.variant == "minimal":  # the minimal endpoint: its companion
-        challenger = minimal_predictor(challenger)
-    if not set(challenger.inputs) <= set(columns):
-        return  # a challenger that needs inputs this request did not send
+        other = minimal_predictor(other)
+    if not set(other.inputs) <= set(columns):
+        return  # a version that needs inputs this request did not send
+    if months is not None and other.market is None:
+        return  # as_of asked; that version has no notion of time
     try:
-        if months is not None and challenger.market is None:
-            return  # as_of asked; the challenger has no notion of time
-        result = challenger.predict(
-            {name: columns[name] for name in challenger.inputs}, months)
+        result = other.predict({name: columns[name] for name in other.inputs},
+                               months)
     except Exception:
-        log.exception("shadow estimate by %s failed", challenger.version)
+        log.exception("the rollout's estimate by %s failed", other.version)
         return
-    prediction_log.record(challenger, records, result, champion_ids=ids)
+    prediction_log.record(other, records, result, answered_ids=ids)
 
 
 def _answer(predictor, as_of, **body):

@@ -188,7 +188,10 @@ def test_rollout_commands_start_show_and_end_a_canary(runner, store):
     assert result.exit_code == 0, result.output
     assert f"canary of {challenger} against {champion}" in result.stdout
     assert "10% of clients" in result.stdout
-    assert "10% of clients" in runner.invoke(args=["rollout", "status"]).stdout
+    status = runner.invoke(args=["rollout", "status"])
+    assert status.exit_code == 0, status.output
+    assert "10% of clients" in status.stdout
+    assert "homes priced by both: 0\nno sales reported for them yet" in status.stdout
     again = runner.invoke(args=["rollout", "start", challenger, "--mode", "shadow"])
     assert again.exit_code == 1
     assert "is in progress; promote or abort it first" in again.output

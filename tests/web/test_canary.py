@@ -1,7 +1,7 @@
 """A canary: a share of the clients, each always the same, get the challenger."""
 import pytest
 
-from conftest import TOKEN
+from conftest import DATA_DIR, TOKEN
 from housing_api.store import Rollout
 from model_files import publish_copy
 
@@ -112,15 +112,15 @@ def test_a_shadow_estimate_is_logged_beside_each_answered_one(
     rows = logged_rows(logged_app, database_url)
     answered_ids = {answered["prediction_id"],
                     *(p["prediction_id"] for p in batch["predictions"])}
-    shadows = [r for r in rows if r.champion_id is not None]
-    assert {r.id for r in rows if r.champion_id is None} == answered_ids
-    assert {r.champion_id for r in shadows} == answered_ids and len(shadows) == 3
+    shadows = [r for r in rows if r.answered_id is not None]
+    assert {r.id for r in rows if r.answered_id is None} == answered_ids
+    assert {r.answered_id for r in shadows} == answered_ids and len(shadows) == 3
     assert {r.model_version for r in shadows} == {challenger}
     # The challenger's own estimates, not copies of the answers.
     assert all(4e5 < r.price < 6e5 for r in shadows)
     assert answered["prediction"] != pytest.approx(
         next(r.price for r in shadows
-             if r.champion_id == answered["prediction_id"]))
+             if r.answered_id == answered["prediction_id"]))
     assert {r.request_id for r in shadows} == {r.request_id for r in rows}
 
 
@@ -129,4 +129,59 @@ def test_without_a_rollout_nothing_is_logged_twice(logged_app, database_url,
     client = logged_app.test_client()
     client.post("/v1/predict", json=home)
     rows = logged_rows(logged_app, database_url)
-    assert len(rows) == 1 and rows[0].champion_id is None
+    assert len(rows) == 1 and rows[0].answered_id is None
+
+
+def test_the_judgement_equals_an_offline_comparison_on_the_same_homes(
+        logged_app, database_url, store):
+    """Holdout homes and their sales replayed through a canary."""
+    import numpy as np
+
+    from housing_api.db import make_engine
+    from housing_api.monitoring.rollouts import judge
+    from housing_api.training.data import Sales, take
+
+    client = logged_app.test_client()
+    champion, challenger = store.current(), publish_other(store, 450_000.0)
+    rollout = store.start_rollout(challenger, "canary", 0.5)
+    state = logged_app.extensions["housing"]
+    state.reload()
+    sales = Sales.read(DATA_DIR)
+    _, holdout = sales.split()
+    rows = holdout[:60]
+    columns = take(sales.columns, rows)
+    homes = [{name: columns[name][i].item() if hasattr(columns[name][i], "item")
+              else columns[name][i] for name in columns} for i in range(len(rows))]
+    reported, answered_by = [], set()
+    for i, home in enumerate(homes):
+        # Each home from its own client address, so both sides get homes.
+        body = client.post("/v1/predict", json=home,
+                           environ_base={"REMOTE_ADDR": f"10.1.0.{i}"}).get_json()
+        answered_by.add(body["model"]["version"])
+        reported.append({"prediction_id": body["prediction_id"],
+                         "sale_price": float(sales.price[rows[i]]),
+                         "sale_date": "2026-12-01"})
+    assert answered_by == {champion, challenger}
+    assert logged_app.extensions["housing_log"].flush()
+    assert client.post("/v1/sales", json={"sales": reported}).status_code == 200
+
+    engine = make_engine(database_url)
+    found = judge(engine, rollout)
+    engine.dispose()
+    # Offline: both versions on the same homes, straight from the store.
+    y = sales.price[rows]
+    errors = {name: np.abs(store.load(version).predict(columns).price - y)
+              for name, version in (("champion", champion),
+                                    ("challenger", challenger))}
+    judged = found["sales"]
+    assert judged["n"] == len(rows)
+    for name, e in errors.items():
+        assert judged[name]["mae"] == pytest.approx(e.mean(), rel=1e-9)
+        assert judged[name]["mape"] == pytest.approx(np.mean(e / y), rel=1e-9)
+    difference = errors["challenger"] - errors["champion"]
+    assert judged["mae"]["difference"] == pytest.approx(difference.mean(), rel=1e-9)
+    assert judged["mae"]["low"] < judged["mae"]["difference"] < judged["mae"]["high"]
+    assert found["price_ratio"]["n"] == len(rows)
+    assert found["price_ratio"]["quantiles"]["p50"] == pytest.approx(
+        np.median(store.load(challenger).predict(columns).price
+                  / store.load(champion).predict(columns).price), rel=1e-9)
