@@ -34,6 +34,20 @@ def start_command(version, mode, share):
     click.echo(f"{_describe(rollout)}; {_watch_note(settings)}")
 
 
+@rollout_group.command("share")
+@click.argument("share", type=float)
+def share_command(share):
+    """Change the running canary's share of clients (SHARE: above 0, at most 1)."""
+    from ..store import ModelStoreError
+
+    settings = config()
+    try:
+        rollout = model_store(settings).set_rollout_share(share)
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"{_describe(rollout)}; {_watch_note(settings)}")
+
+
 @rollout_group.command("status")
 def status_command():
     """Show the rollout in progress, and how its two versions compare."""

@@ -44,8 +44,9 @@ class ModelState:
         return self.predictor
 
     @property
-    def rollout_id(self) -> str | None:
-        return self.rollout.id if self.rollout else None
+    def rollout_key(self):
+        """What identifies the loaded rollout's state (None without one)."""
+        return self.rollout.key if self.rollout else None
 
     def reload(self) -> bool:
         """Load the version CURRENT names and the rollout's challenger, if
@@ -69,7 +70,10 @@ class ModelState:
         if rollout == self.rollout:
             return False
         challenger = None
-        if rollout is not None:
+        if rollout is not None and self.challenger is not None \
+                and self.challenger.version == rollout.challenger:
+            challenger = self.challenger  # a new share: the same version
+        elif rollout is not None:
             try:
                 challenger = self.store.load(rollout.challenger)
             except Exception:

@@ -34,9 +34,9 @@ class PointerWatcher:
             rollout = None
         if rollout is not None:
             complete = complete and store.exists(rollout.challenger)
-        target = (pointer, rollout.id if rollout else None)
+        target = (pointer, rollout.key if rollout else None)
         if pointer is None or target == (self.state.version,
-                                         self.state.rollout_id):
+                                         self.state.rollout_key):
             self._seen = self._signalled = None
         elif target == self._signalled:
             # Signalled once and still not loaded: the version is broken

@@ -10,7 +10,7 @@ if a crash left its file behind.
 import hashlib
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 
 from .errors import ModelStoreError
@@ -49,6 +49,19 @@ class Rollout:
             raise RolloutError(f"{challenger} is already the active version")
         return cls(uuid.uuid4().hex, challenger, champion, mode, float(share),
                    datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def key(self) -> tuple[str, float]:
+        """Changes when the rollout does: a new one, or a new share."""
+        return self.id, self.share
+
+    def with_share(self, share: float) -> "Rollout":
+        """This canary with another share; its clients stay in a larger one."""
+        if self.mode != "canary":
+            raise RolloutError("only a canary has a share to change")
+        if not 0.0 < float(share) <= 1.0:
+            raise RolloutError("share must be above 0 and at most 1")
+        return replace(self, share=float(share))
 
     def in_canary(self, client: str) -> bool:
         """Whether ``client`` (an API key's id, or else an address) is among

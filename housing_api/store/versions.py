@@ -273,6 +273,13 @@ class ModelStore:
             folder_files.replace_atomically(self.rollout_file, rollout.to_json())
         return rollout
 
+    def set_rollout_share(self, share: float) -> Rollout:
+        """Change the share of the canary in progress."""
+        with self.lock:
+            rollout = self._running().with_share(share)
+            folder_files.replace_atomically(self.rollout_file, rollout.to_json())
+        return rollout
+
     def abort_rollout(self) -> Rollout:
         """End the rollout in progress; the active version stays."""
         with self.lock:

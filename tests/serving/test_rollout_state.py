@@ -83,3 +83,16 @@ def test_the_watcher_asks_once_for_a_challenger_that_does_not_load(
     assert [watcher.poll(), watcher.poll()] == [False, True]
     state.reload()  # refused: the challenger's file does not match
     assert [watcher.poll(), watcher.poll(), watcher.poll()] == [False] * 3
+
+
+def test_the_watcher_rolls_the_workers_onto_a_new_share(state, store, challenger):
+    watcher = PointerWatcher(state)
+    store.start_rollout(challenger, "canary", 0.1)
+    state.reload()
+    loaded = state.challenger
+    assert watcher.poll() is False
+    store.set_rollout_share(0.5)
+    assert [watcher.poll(), watcher.poll()] == [False, True]
+    assert state.reload() is True
+    assert state.rollout.share == 0.5
+    assert state.challenger is loaded  # the same version, not loaded again

@@ -134,3 +134,24 @@ def test_the_rollout_file_is_replaced_atomically(store, versions, monkeypatch):
     monkeypatch.setattr(os, "replace", spy)
     store.start_rollout(b, "shadow")
     assert (".ROLLOUT.tmp", "ROLLOUT") in calls
+
+
+def test_a_canarys_share_changes_and_its_clients_stay_in(store, versions):
+    _, b = versions
+    started = store.start_rollout(b, "canary", 0.1)
+    clients = [f"address:10.2.0.{i}" for i in range(200)]
+    inside = {c for c in clients if started.in_canary(c)}
+    wider = store.set_rollout_share(0.4)
+    assert (wider.id, wider.share) == (started.id, 0.4)
+    assert ModelStore(store.root).rollout() == wider
+    assert inside <= {c for c in clients if wider.in_canary(c)}
+    with pytest.raises(RolloutError, match="share must be above 0"):
+        store.set_rollout_share(0)
+    assert store.rollout() == wider
+
+
+def test_a_shadow_has_no_share_to_change(store, versions):
+    _, b = versions
+    store.start_rollout(b, "shadow")
+    with pytest.raises(RolloutError, match="only a canary"):
+        store.set_rollout_share(0.5)
