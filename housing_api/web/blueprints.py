@@ -1,9 +1,10 @@
 """The API: flask-smorest bound to the app, with every blueprint registered."""
 from ..extensions import api
 from . import (  # noqa: F401
-    admin, admin_keys, docs_assets, health, keys, monitoring, predict,
+    admin, admin_keys, admin_rollout, docs_assets, health, keys, monitoring,
+    predict,
 )
-# (admin_keys adds its routes to admin.blp when imported)
+# (admin_keys and admin_rollout add their routes to admin.blp when imported)
 from .schemas import openapi_property
 
 
@@ -14,7 +15,7 @@ def init_app(app) -> None:
     api.ma_plugin.converter.add_attribute_function(openapi_property)
     api.register_blueprint(predict.blp)
     api.register_blueprint(health.blp)
-    api.register_blueprint(admin.blp)  # with admin_keys' routes
+    api.register_blueprint(admin.blp)  # with admin_keys' and admin_rollout's
     api.register_blueprint(monitoring.blp)
     for name, scheme in keys.SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)

@@ -500,6 +500,50 @@ def _no_database(method, path, **kwargs):
         path, method=method, headers=ADMIN, **kwargs)
 
 
+def _rollout_started(client) -> str:
+    """A shadow of a copy of the active version, loaded by the client's app."""
+    version = publish_copy(client.store)
+    client.store.start_rollout(version, "shadow")
+    client.application.extensions["housing"].reload()
+    return version
+
+
+def _on_rollout(path, before=None, **config):
+    """A case: POST ``path`` on a store of its own with a rollout running;
+    ``before(client, version, monkeypatch)`` runs first."""
+    def case(apps, monkeypatch):
+        client = apps.new("rollout", **config)
+        version = _rollout_started(client)
+        if before is not None:
+            before(client, version, monkeypatch)
+        return client.open(path, method="GET" if path == ROLLOUT else "POST",
+                           headers=ADMIN)
+    return case
+
+
+def _refuse_all_writes(client, version, monkeypatch):
+    _refusing_writes(monkeypatch)
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    monkeypatch.setattr(os, "unlink", refuse)
+
+
+def _spoil_challenger(client, version, monkeypatch):
+    tamper(client.store.path(version) / "model.skops")
+
+
+def _start_rollout(client, version):
+    return client.post(ROLLOUT, headers=ADMIN,
+                       json={"version": version, "mode": "shadow"})
+
+
+def _rollout_accepted(apps, monkeypatch):
+    client = apps.new("rollout")
+    return _start_rollout(client, publish_copy(client.store))
+
+
+ROLLOUT = "/admin/rollout"
 K = "/admin/keys/{key_id}"
 NEW_KEY = {"name": "contract", "scopes": ["predict"]}
 V = "/admin/models/{version}"
@@ -594,6 +638,34 @@ CASES = {
             404: _main("GET", "/admin/keys/nope/usage", headers=ADMIN),
             422: _on_key("GET", "/usage?days=0"),
             503: _no_database("GET", "/admin/keys/nope/usage"),
+        }),
+    ("get", ROLLOUT): _admin_cases(
+        "GET", ROLLOUT, 200, _main("GET", ROLLOUT, headers=ADMIN), {
+            503: _on_rollout(ROLLOUT, **NO_DATABASE),
+        }),
+    ("post", ROLLOUT): _admin_cases(
+        "POST", ROLLOUT, 202, _rollout_accepted, {
+            400: _main("POST", ROLLOUT, headers=ADMIN, **NOT_JSON),
+            404: _main("POST", ROLLOUT, headers=ADMIN,
+                       json={"version": "nope", "mode": "shadow"}),
+            409: lambda apps, mp: apps.main.post(ROLLOUT, headers=ADMIN, json={
+                "version": apps.main.store.current(), "mode": "shadow"}),
+            415: _main("POST", ROLLOUT, headers=ADMIN, data="x",
+                       content_type="text/plain"),
+            422: _main("POST", ROLLOUT, headers=ADMIN,
+                       json={"version": "x", "mode": "canary"}),
+            503: _with_writes_refused(_start_rollout),
+        }),
+    ("post", ROLLOUT + "/promote"): _admin_cases(
+        "POST", ROLLOUT + "/promote", 202, _on_rollout(ROLLOUT + "/promote"), {
+            409: _main("POST", ROLLOUT + "/promote", headers=ADMIN),
+            422: _on_rollout(ROLLOUT + "/promote", _spoil_challenger),
+            503: _on_rollout(ROLLOUT + "/promote", _refuse_all_writes),
+        }),
+    ("post", ROLLOUT + "/abort"): _admin_cases(
+        "POST", ROLLOUT + "/abort", 202, _on_rollout(ROLLOUT + "/abort"), {
+            409: _main("POST", ROLLOUT + "/abort", headers=ADMIN),
+            503: _on_rollout(ROLLOUT + "/abort", _refuse_all_writes),
         }),
     ("get", "/admin/jobs/{job_id}"): _admin_cases(
         "GET", f"/admin/jobs/{'0' * 32}", 200, _job, {

@@ -13,6 +13,9 @@ from .keys import (
     KeyCreatedSchema, KeyCreateSchema, KeyListSchema, KeyRotatedSchema,
     KeyRotateSchema, KeySchema, UsageQuerySchema, UsageSchema,
 )
+from .rollouts import (
+    RolloutRequestSchema, RolloutSchema, RolloutStartedSchema, RolloutStatusSchema,
+)
 from .monitoring import (
     BinSchema, DriftQuerySchema, DriftSchema, FeatureDriftSchema,
     LiveFiguresSchema, PerformanceQuerySchema, PerformanceSchema,
@@ -25,6 +28,8 @@ from .responses import (
 )
 
 __all__ = [
+    "RolloutRequestSchema", "RolloutSchema", "RolloutStartedSchema",
+    "RolloutStatusSchema",
     "ActivationSchema", "BinSchema", "ComparableSchema", "DriftQuerySchema",
     "DriftSchema", "EffectSchema", "EstimateQuerySchema", "ExplanationSchema",
     "FeatureDriftSchema", "BatchPredictionSchema", "BatchSchema", "EstimateSchema",

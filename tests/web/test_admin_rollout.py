@@ -1,0 +1,89 @@
+"""/admin/rollout: the rollout commands over HTTP, with the store's guarantees."""
+import pytest
+
+from conftest import TOKEN
+from model_files import publish_copy
+
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def challenger(store):
+    return publish_copy(store)
+
+
+def test_a_canary_is_started_judged_and_promoted(client, store, challenger, home):
+    champion = store.current()
+    assert client.get("/admin/rollout", headers=ADMIN).get_json() == {
+        "rollout": None, "judgement": None}
+    started = client.post("/admin/rollout", headers=ADMIN, json={
+        "version": challenger, "mode": "canary", "share": 1.0})
+    assert started.status_code == 202, started.get_json()
+    body = started.get_json()
+    assert body["rollout"]["challenger"] == challenger
+    assert body["rollout"]["champion"] == champion
+    assert body["reload"] == "in-process"
+    assert client.post("/v1/predict", json=home).get_json()["model"]["version"] \
+        == challenger
+    assert client.application.extensions["housing_log"].flush()
+    status = client.get("/admin/rollout", headers=ADMIN).get_json()
+    assert status["rollout"]["share"] == 1.0
+    assert status["judgement"]["price_ratio"]["n"] == 1
+    assert status["judgement"]["sales"]["n"] == 0
+    promoted = client.post("/admin/rollout/promote", headers=ADMIN)
+    assert promoted.status_code == 202
+    assert store.current() == challenger and store.rollout() is None
+
+
+def test_abort_brings_the_champion_back(client, store, challenger, home):
+    champion = store.current()
+    client.post("/admin/rollout", headers=ADMIN,
+                json={"version": challenger, "mode": "canary", "share": 1.0})
+    assert client.post("/admin/rollout/abort", headers=ADMIN).status_code == 202
+    assert client.post("/v1/predict", json=home).get_json()["model"]["version"] \
+        == champion
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"version": "x", "mode": "canary"}, 422, "share"),
+    ({"version": "x", "mode": "blue-green"}, 422, "mode"),
+    ({"version": "x", "mode": "canary", "share": 0}, 422, "share"),
+    ({"version": "x", "mode": "canary", "share": 1.5}, 422, "share"),
+    ({"mode": "shadow"}, 422, "version"),
+    ({"version": "x", "mode": "shadow", "extra": 1}, 422, "extra"),
+])
+def test_a_bad_request_names_its_field_and_changes_nothing(client, store, body,
+                                                           status, field):
+    response = client.post("/admin/rollout", headers=ADMIN, json=body)
+    assert response.status_code == status
+    assert field in response.get_json()["errors"]["json"]
+    assert store.rollout() is None
+
+
+def test_refusals_say_why(client, store, challenger):
+    current = store.current()
+    cases = [
+        ({"version": "no-such-version", "mode": "shadow"}, 404),
+        ({"version": current, "mode": "shadow"}, 409),
+    ]
+    for body, status in cases:
+        response = client.post("/admin/rollout", headers=ADMIN, json=body)
+        assert response.status_code == status, response.get_json()
+        assert response.get_json()["code"] == status
+    client.post("/admin/rollout", headers=ADMIN,
+                json={"version": challenger, "mode": "shadow"})
+    again = client.post("/admin/rollout", headers=ADMIN,
+                        json={"version": challenger, "mode": "shadow"})
+    assert again.status_code == 409
+    assert "in progress" in again.get_json()["message"]
+    client.post("/admin/rollout/abort", headers=ADMIN)
+    for path in ("/admin/rollout/abort", "/admin/rollout/promote"):
+        response = client.post(path, headers=ADMIN)
+        assert response.status_code == 409
+        assert response.get_json()["message"] == "no rollout is in progress"
+
+
+def test_the_rollout_needs_an_admin(client, challenger):
+    response = client.post("/admin/rollout",
+                           json={"version": challenger, "mode": "shadow"})
+    assert response.status_code == 401
