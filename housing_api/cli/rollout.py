@@ -9,6 +9,16 @@ def rollout_group():
     """Start, show, promote or abort a shadow or canary rollout."""
 
 
+def _on_store(settings, operation: str, *args):
+    """Call the store's ``operation``; a refusal ends the command cleanly."""
+    from ..store import ModelStoreError
+
+    try:
+        return getattr(model_store(settings), operation)(*args)
+    except (ModelStoreError, OSError) as exc:
+        fail(str(exc))
+
+
 def _watch_note(settings) -> str:
     return (f"servers on this store follow within "
             f"{settings['MODEL_WATCH_INTERVAL']:g} s (a rolling reload)")
@@ -24,13 +34,8 @@ def _watch_note(settings) -> str:
               help="The canary's share of clients, above 0 and at most 1.")
 def start_command(version, mode, share):
     """Try VERSION beside the active version."""
-    from ..store import ModelStoreError
-
     settings = config()
-    try:
-        rollout = model_store(settings).start_rollout(version, mode, share)
-    except (ModelStoreError, OSError) as exc:
-        fail(str(exc))
+    rollout = _on_store(settings, "start_rollout", version, mode, share)
     click.echo(f"{_describe(rollout)}; {_watch_note(settings)}")
 
 
@@ -38,26 +43,16 @@ def start_command(version, mode, share):
 @click.argument("share", type=float)
 def share_command(share):
     """Change the running canary's share of clients (SHARE: above 0, at most 1)."""
-    from ..store import ModelStoreError
-
     settings = config()
-    try:
-        rollout = model_store(settings).set_rollout_share(share)
-    except (ModelStoreError, OSError) as exc:
-        fail(str(exc))
+    rollout = _on_store(settings, "set_rollout_share", share)
     click.echo(f"{_describe(rollout)}; {_watch_note(settings)}")
 
 
 @rollout_group.command("status")
 def status_command():
     """Show the rollout in progress, and how its two versions compare."""
-    from ..store import ModelStoreError
-
     settings = config()
-    try:
-        rollout = model_store(settings).rollout()
-    except (ModelStoreError, OSError) as exc:
-        fail(str(exc))
+    rollout = _on_store(settings, "rollout")
     if rollout is None:
         click.echo("no rollout in progress")
         return
@@ -103,26 +98,16 @@ def _judgement(settings, rollout) -> list[str]:
 @rollout_group.command("promote")
 def promote_command():
     """Make the challenger the active version, ending the rollout."""
-    from ..store import ModelStoreError
-
     settings = config()
-    try:
-        rollout = model_store(settings).promote_rollout()
-    except (ModelStoreError, OSError) as exc:
-        fail(str(exc))
+    rollout = _on_store(settings, "promote_rollout")
     click.echo(f"active: {rollout.challenger}; {_watch_note(settings)}")
 
 
 @rollout_group.command("abort")
 def abort_command():
     """End the rollout; the active version stays."""
-    from ..store import ModelStoreError
-
     settings = config()
-    try:
-        rollout = model_store(settings).abort_rollout()
-    except (ModelStoreError, OSError) as exc:
-        fail(str(exc))
+    rollout = _on_store(settings, "abort_rollout")
     click.echo(f"ended the {rollout.mode} of {rollout.challenger}; "
                f"{rollout.champion} answers everyone; {_watch_note(settings)}")
 

@@ -43,6 +43,24 @@ class ModelState:
             return challenger
         return self.predictor
 
+    def counterpart(self, predictor):
+        """During a rollout, the other version of the one that answered with
+        ``predictor`` (the challenger beside the champion, the champion
+        beside the challenger; the minimal companion for a minimal one), so
+        that both are judged on the same homes; None otherwise."""
+        rollout, challenger = self.rollout, self.challenger
+        if rollout is None or challenger is None:
+            return None
+        if predictor.version == rollout.champion:
+            other = challenger
+        elif predictor.version == rollout.challenger:
+            other = self.predictor
+        else:
+            return None
+        if predictor.variant == "minimal" and other.minimal is not None:
+            other = other.minimal
+        return other
+
     @property
     def rollout_key(self):
         """What identifies the loaded rollout's state (None without one)."""

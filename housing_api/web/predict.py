@@ -170,23 +170,13 @@ def estimate(predictor, records, explain=False, k=None, as_of=None
 
 
 def _counterpart(predictor, records, columns, months, ids) -> None:
-    """During a rollout, estimate the same homes with the other version (the
-    challenger beside the champion's answers, and in a canary the champion
-    beside the challenger's) and log them linked to the answered ones, so
-    the two are judged on the same homes. The client never sees them, and
-    nothing the other version does can fail the request."""
-    state = current_app.extensions["housing"]
-    rollout, challenger = state.rollout, state.challenger
-    if rollout is None or challenger is None:
+    """During a rollout, estimate the same homes with the other version
+    (``ModelState.counterpart``) and log them linked to the answered ones.
+    The client never sees them, and nothing the other version does can fail
+    the request."""
+    other = current_app.extensions["housing"].counterpart(predictor)
+    if other is None:
         return
-    if predictor.version == rollout.champion:
-        other = challenger
-    elif predictor.version == rollout.challenger:
-        other = state.predictor
-    else:
-        return
-    if predictor.variant == "minimal":  # the minimal endpoint: its companion
-        other = minimal_predictor(other)
     if not set(other.inputs) <= set(columns):
         return  # a version that needs inputs this request did not send
     if months is not None and other.market is None:
