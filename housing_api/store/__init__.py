@@ -6,6 +6,7 @@ Layout under the store's root::
     CURRENT               name of the active version
     history.json          activations, newest last (exact rollback)
     ROLLOUT               the rollout in progress, if any (see ``rollouts``)
+    ROLLOUT.ended         the last rollout that ended, how and why
     .lock                 file lock around publish/activate/rollback/delete
 
 Every write goes to a temporary name, is fsynced, then renamed into place,
@@ -22,12 +23,12 @@ from .errors import (
 )
 from .files import DEMOGRAPHICS, METADATA, new_version_name, sha256_file
 from .loading import check_predictions, load_version
-from .rollouts import Rollout, RolloutError
+from .rollouts import EndedRollout, Rollout, RolloutError
 from .versions import ModelStore
 
 __all__ = [
-    "ActiveVersionError", "DEMOGRAPHICS", "InvalidModelError", "METADATA",
-    "ModelStore", "ModelStoreError", "NothingToRollbackError", "Rollout",
-    "RolloutError", "VersionNotFoundError", "check_predictions", "load_version",
-    "new_version_name", "sha256_file",
+    "ActiveVersionError", "DEMOGRAPHICS", "EndedRollout", "InvalidModelError",
+    "METADATA", "ModelStore", "ModelStoreError", "NothingToRollbackError",
+    "Rollout", "RolloutError", "VersionNotFoundError", "check_predictions",
+    "load_version", "new_version_name", "sha256_file",
 ]

@@ -3,6 +3,7 @@
 The state is one small JSON file beside ``CURRENT`` (``ROLLOUT``), written
 under the store's lock with the same atomic replace, so every master that
 watches the store sees the same rollout, and a rolling reload keeps it.
+The last rollout to end is kept in ``ROLLOUT.ended``, with how it ended.
 A rollout names the champion it started against: once ``CURRENT`` names
 another version (an activation, a rollback, a promotion), it is over, even
 if a crash left its file behind.
@@ -77,3 +78,30 @@ class Rollout:
     def from_json(cls, data: bytes) -> "Rollout":
         fields = json.loads(data)
         return cls(**{name: fields[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class EndedRollout:
+    """The last rollout that ended (``ROLLOUT.ended``): when, and how
+    (promoted, aborted, aborted automatically, or superseded by an
+    activation), with the reason of an automatic abort."""
+
+    rollout: Rollout
+    ended_at: str
+    outcome: str
+    reason: str | None = None
+
+    @classmethod
+    def now(cls, rollout: Rollout, outcome: str,
+            reason: str | None = None) -> "EndedRollout":
+        return cls(rollout, datetime.now(timezone.utc).isoformat(
+            timespec="seconds"), outcome, reason)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "EndedRollout":
+        fields = json.loads(data)
+        return cls(Rollout.from_json(json.dumps(fields["rollout"]).encode()),
+                   fields["ended_at"], fields["outcome"], fields.get("reason"))

@@ -22,7 +22,7 @@ from .errors import (
 from . import files as folder_files
 from .files import DEMOGRAPHICS, FILE_NAME_RE, METADATA, VERSION_RE, new_version_name
 from .loading import load_version
-from .rollouts import Rollout, RolloutError
+from .rollouts import EndedRollout, Rollout, RolloutError
 
 #: Staging folders older than this were left by a crashed publish.
 STALE_STAGING_SECONDS = 3600
@@ -48,6 +48,7 @@ class ModelStore:
         self.pointer = self.root / "CURRENT"
         self.history_file = self.root / "history.json"
         self.rollout_file = self.root / "ROLLOUT"
+        self.ended_rollout_file = self.root / "ROLLOUT.ended"
         self.lock_timeout = lock_timeout
 
     @property
@@ -280,12 +281,31 @@ class ModelStore:
             folder_files.replace_atomically(self.rollout_file, rollout.to_json())
         return rollout
 
-    def abort_rollout(self) -> Rollout:
-        """End the rollout in progress; the active version stays."""
+    def abort_rollout(self, expected: Rollout | None = None,
+                      reason: str | None = None) -> Rollout:
+        """End the rollout in progress; the active version stays.
+
+        With ``expected``, only that rollout (by id): one that replaced it
+        meanwhile is left alone (``RolloutError``). ``reason`` is kept with
+        the ended rollout (see ``ended_rollout``), as an automatic abort's.
+        """
         with self.lock:
             rollout = self._running()
-            self._end_rollout()
+            if expected is not None and rollout.id != expected.id:
+                raise RolloutError("the rollout changed meanwhile; nothing done")
+            self._end_rollout("aborted automatically" if reason else "aborted",
+                              reason)
         return rollout
+
+    def ended_rollout(self) -> EndedRollout | None:
+        """The last rollout that ended, how and why, or None."""
+        try:
+            return EndedRollout.from_json(self.ended_rollout_file.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelStoreError(
+                f"{self.ended_rollout_file} is unreadable: {exc}") from exc
 
     def promote_rollout(self) -> Rollout:
         """Make the challenger the active version, ending its rollout."""
@@ -305,7 +325,20 @@ class ModelStore:
             raise RolloutError("no rollout is in progress")
         return rollout
 
-    def _end_rollout(self) -> None:
+    def _on_file(self) -> Rollout | None:
+        """ROLLOUT as written, even if stale; None if absent or unreadable."""
+        try:
+            return Rollout.from_json(self.rollout_file.read_bytes())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def _end_rollout(self, outcome: str, reason: str | None = None) -> None:
+        """Remove ROLLOUT, first keeping it in ROLLOUT.ended with ``outcome``."""
+        rollout = self._on_file()
+        if rollout is not None:
+            folder_files.replace_atomically(
+                self.ended_rollout_file,
+                EndedRollout.now(rollout, outcome, reason).to_json())
         try:
             self.rollout_file.unlink()
         except FileNotFoundError:
@@ -340,6 +373,7 @@ class ModelStore:
 
     def _set_active(self, version: str, history: list[str],
                     before: list[str]) -> None:
+        ending = self._on_file()
         # History first, CURRENT last: see history() for the crash case.
         journal = {"history": history[-HISTORY_LIMIT:],
                    "before": before[-HISTORY_LIMIT:]}
@@ -347,7 +381,9 @@ class ModelStore:
                                         json.dumps(journal).encode())
         folder_files.replace_atomically(self.pointer, f"{version}\n".encode())
         # Any rollout was against the old champion: it is over.
-        self._end_rollout()
+        promoted = ending is not None and ending.challenger == version
+        self._end_rollout("promoted" if promoted else "superseded",
+                          None if promoted else f"{version} was activated")
 
     def load(self, version: str) -> Predictor:
         """Load ``version`` safely and check its integrity."""

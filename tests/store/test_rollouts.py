@@ -155,3 +155,39 @@ def test_a_shadow_has_no_share_to_change(store, versions):
     store.start_rollout(b, "shadow")
     with pytest.raises(RolloutError, match="only a canary"):
         store.set_rollout_share(0.5)
+
+
+@pytest.mark.parametrize("end, outcome", [
+    ("promote", "promoted"), ("abort", "aborted"), ("activate", "superseded")])
+def test_the_last_rollout_to_end_is_kept_with_how_it_ended(store, versions, end,
+                                                           outcome):
+    a, b = versions
+    assert store.ended_rollout() is None
+    started = store.start_rollout(b, "canary", 0.2)
+    if end == "promote":
+        store.promote_rollout()
+    elif end == "abort":
+        store.abort_rollout()
+    else:
+        store.activate(publish_copy(store))
+    ended = ModelStore(store.root).ended_rollout()
+    assert ended.rollout == started and ended.outcome == outcome
+    assert ended.ended_at >= started.started_at
+    assert (ended.reason is None) == (end != "activate")
+
+
+def test_an_abort_meant_for_another_rollout_changes_nothing(store, versions):
+    _, b = versions
+    first = store.start_rollout(b, "canary", 0.2)
+    store.abort_rollout()
+    second = store.start_rollout(b, "canary", 0.2)
+    with pytest.raises(RolloutError, match="changed meanwhile"):
+        store.abort_rollout(expected=first, reason="worse")
+    assert store.rollout() == second
+    # A share change is the same rollout: an abort meant for it ends it.
+    store.set_rollout_share(0.5)
+    store.abort_rollout(expected=second, reason="worse by 3 points")
+    ended = store.ended_rollout()
+    assert store.rollout() is None
+    assert (ended.outcome, ended.reason) == ("aborted automatically",
+                                             "worse by 3 points")
