@@ -2,6 +2,7 @@
 import logging
 
 from .monitoring.gauges import LiveGauges
+from .monitoring.rollouts import AbortRule, RolloutGuard
 from .serving import ModelState
 from .settings import configured_app
 from .store import ModelStore, ModelStoreError
@@ -35,10 +36,12 @@ def create_app(test_config=None):
     ui.init_app(app)  # the pages find their session's key here
     limits.init_app(app)
     state = serve_active_version(app, service_metrics)
+    rule = AbortRule.from_config(app.config)
     app.extensions["housing_gauges"] = LiveGauges(
         service_metrics, state, app.extensions["housing_db"],
         app.config["PREDICTION_LOG_SPOOL_DIR"] / "gauges.lock",
-        interval=app.config["MONITORING_REFRESH_INTERVAL"])
+        interval=app.config["MONITORING_REFRESH_INTERVAL"],
+        guard=rule and RolloutGuard(state, rule, service_metrics))
     return app
 
 

@@ -101,6 +101,16 @@ PREDICTION_LOG_RETENTION_DAYS = 365
 #: /metrics (one worker queries the database; 0 turns them off).
 MONITORING_REFRESH_INTERVAL = 60.0
 
+#: End a canary by itself when, on at least ROLLOUT_ABORT_MIN_SALES reported
+#: sales of the homes both versions priced, its MAPE is worse than the
+#: active version's by more than ROLLOUT_ABORT_MARGIN (a fraction: 0.01 is
+#: one point) and the 95% interval of the difference lies above zero.
+#: Judged at each refresh of the live gauges (MONITORING_REFRESH_INTERVAL);
+#: logged, counted (housing_rollout_auto_aborts_total) and alerted.
+ROLLOUT_AUTO_ABORT = False
+ROLLOUT_ABORT_MARGIN = 0.01
+ROLLOUT_ABORT_MIN_SALES = 200
+
 #: Signs the pages' session cookie (their API key). Empty: one is made and
 #: kept in the instance folder; replicas that share none set one value.
 SECRET_KEY = ""  # nosec B105 - empty: made per instance (web/security.py)

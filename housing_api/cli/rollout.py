@@ -53,27 +53,60 @@ def status_command():
     """Show the rollout in progress, and how its two versions compare."""
     settings = config()
     rollout = _on_store(settings, "rollout")
+    ended = _on_store(settings, "ended_rollout")
     if rollout is None:
         click.echo("no rollout in progress")
-        return
-    click.echo(_describe(rollout))
-    for line in _judgement(settings, rollout):
-        click.echo(line)
+    else:
+        click.echo(_describe(rollout))
+        for line in _judgement(settings, rollout):
+            click.echo(line)
+    if ended is not None:
+        click.echo(f"last ended: {_describe(ended.rollout)}; {ended.outcome} at "
+                   f"{ended.ended_at}" + (f": {ended.reason}" if ended.reason
+                                          else ""))
 
 
 def _judgement(settings, rollout) -> list[str]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from ..db import make_engine
-    from ..monitoring.rollouts import judge
+    from ..monitoring.rollouts import AbortRule, judge
 
+    reference = _on_store(settings, "metadata", rollout.challenger).get(
+        "training_distribution")
+    rule = AbortRule.from_config(settings)
     engine = make_engine(settings["DATABASE_URL"])
     try:
-        found = judge(engine, rollout)
+        found = judge(engine, rollout, reference, rule)
     except SQLAlchemyError as exc:
         fail(f"cannot read the prediction log: {getattr(exc, 'orig', None) or exc}")
     finally:
         engine.dispose()
+    return [*_comparison(found), *_drift_lines(found["challenger_drift"]),
+            _abort_line(found["auto_abort"])]
+
+
+def _drift_lines(found) -> list[str]:
+    if found is None:
+        return ["challenger's drift: unknown (trained without a training "
+                "distribution)"]
+    worst = sorted((f for f in found["features"] if f["psi"] is not None),
+                   key=lambda f: -f["psi"])[:3]
+    return [f"challenger's drift on {found['rows']:,} estimates: "
+            f"{found['verdict']}" + ("" if not worst else " (" + ", ".join(
+                f"{f['name']} {f['psi']:.3f}" for f in worst) + ")")]
+
+
+def _abort_line(automatic) -> str:
+    if not automatic["enabled"]:
+        return "automatic abort: off (ROLLOUT_AUTO_ABORT)"
+    rule = (f"automatic abort: on, once the canary's MAPE is worse by more "
+            f"than {automatic['margin']:.2%} on {automatic['min_sales']:,} "
+            "sales or more")
+    return f"{rule}; due: {automatic['due']}" if automatic["due"] else rule
+
+
+def _comparison(found) -> list[str]:
     ratio, paired = found["price_ratio"], found["sales"]
     lines = [f"homes priced by both: {ratio['n']:,}"]
     if ratio["n"]:

@@ -3,7 +3,8 @@
 Every worker runs a refresher thread, but only the one holding the lock
 file queries the database, every ``interval`` seconds: never on a
 request, and not once per worker. If that worker goes, another takes the
-lock at its next poll.
+lock at its next poll. The same process judges a canary for an
+automatic abort (``rollouts.RolloutGuard``) after each refresh.
 """
 import fcntl
 import logging
@@ -26,8 +27,10 @@ class LiveGauges:
     """Sets ``metrics``' live gauges for the version ``state`` serves."""
 
     def __init__(self, metrics, state, engine, lock_path: Path,
-                 interval: float = 60.0):
+                 interval: float = 60.0, guard=None):
         self.metrics, self.state, self.engine = metrics, state, engine
+        #: A ``RolloutGuard`` to run after each refresh, or None.
+        self.guard = guard
         self.lock_path = Path(lock_path)
         self.interval = float(interval)
         self._pid = None
@@ -43,11 +46,22 @@ class LiveGauges:
     def _run(self) -> None:
         while True:
             if self._leader():
-                try:
-                    self.refresh()
-                except Exception as exc:  # the database away: try next time
-                    log.warning("live gauges not refreshed: %s", type(exc).__name__)
+                self.run_once()
             time.sleep(self.interval)
+
+    def run_once(self) -> None:
+        """Refresh the gauges, then judge the canary; errors are logged
+        (the database away: try next time)."""
+        try:
+            self.refresh()
+        except Exception as exc:
+            log.warning("live gauges not refreshed: %s", type(exc).__name__)
+        if self.guard is None:
+            return
+        try:
+            self.guard.check(self.engine.get())
+        except Exception as exc:
+            log.warning("rollout not judged: %s", type(exc).__name__)
 
     def _leader(self) -> bool:
         if self._lock_file is None:

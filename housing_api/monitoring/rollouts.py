@@ -8,8 +8,13 @@ challenger's for everyone else. So both versions are judged on the same
 homes: on those with a reported sale, the paired difference in absolute
 error and absolute percentage error (challenger minus champion, so below
 zero the challenger is better) with a bootstrap 95% interval; on all of
-them, how the two prices compare.
+them, how the two prices compare; and the challenger's drift against its
+own training data.
+
+A canary can end by itself (``AbortRule``, off by default): the process
+that refreshes the live gauges judges it at each refresh (``RolloutGuard``).
 """
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +22,10 @@ import numpy as np
 from sqlalchemy import and_, func, select
 
 from ..db import predictions, sales
+from ..store import RolloutError
+from .drift import NoTrainingDistributionError, drift
+
+log = logging.getLogger(__name__)
 
 #: Resamples of the paired differences, and their seed (reproducible).
 BOOTSTRAP_SAMPLES = 2000
@@ -113,8 +122,58 @@ def compare(pairs: Pairs) -> dict:
     return out
 
 
-def judge(engine, rollout) -> dict:
-    """Everything ``GET /admin/rollout`` and ``rollout status`` report."""
+@dataclass(frozen=True)
+class AbortRule:
+    """A canary ends by itself when, on at least ``min_sales`` reported
+    sales, its MAPE is worse than the champion's by more than ``margin`` (a
+    fraction: 0.01 is one point) and the 95% interval of the difference
+    lies wholly above zero."""
+
+    margin: float
+    min_sales: int
+
+    @classmethod
+    def from_config(cls, config) -> "AbortRule | None":
+        """The configured rule, or None while ``ROLLOUT_AUTO_ABORT`` is off."""
+        if not config["ROLLOUT_AUTO_ABORT"]:
+            return None
+        return cls(float(config["ROLLOUT_ABORT_MARGIN"]),
+                   int(config["ROLLOUT_ABORT_MIN_SALES"]))
+
+    def reason(self, rollout, paired: dict) -> str | None:
+        """Why ``rollout`` must end, judged on ``compare``'s ``paired``; or None."""
+        if rollout.mode != "canary" or paired["n"] < self.min_sales:
+            return None
+        mape = paired["mape"]
+        if mape["difference"] <= self.margin or mape["low"] <= 0:
+            return None
+        return (f"on {paired['n']:,} reported sales the canary's MAPE is "
+                f"{mape['difference']:+.2%} against the champion's (95% interval "
+                f"{mape['low']:+.2%} to {mape['high']:+.2%}), worse than the "
+                f"margin of {self.margin:.2%}")
+
+    def describe(self) -> dict:
+        return {"enabled": True, "margin": self.margin,
+                "min_sales": self.min_sales}
+
+
+def _challenger_drift(engine, rollout, reference, since) -> dict | None:
+    try:
+        found = drift(engine, rollout.challenger, reference, since)
+    except NoTrainingDistributionError:
+        return None
+    return {"rows": found["rows"], "verdict": found["verdict"],
+            "features": [{k: v for k, v in f.items() if k != "bins"}
+                         for f in found["features"]]}
+
+
+def judge(engine, rollout, reference: dict | None = None,
+          rule: AbortRule | None = None) -> dict:
+    """Everything ``GET /admin/rollout`` and ``rollout status`` report.
+
+    ``reference``: the challenger's training distribution (its metadata's
+    ``training_distribution``), which its drift is measured against.
+    """
     since = datetime.fromisoformat(rollout.started_at)
     n, ratios = price_ratios(engine, rollout, since)
     ratio = {"n": n, "sampled": len(ratios)}
@@ -122,5 +181,42 @@ def judge(engine, rollout) -> dict:
         ratio.update(mean=float(ratios.mean()), quantiles={
             f"p{round(q * 100)}": float(v)
             for q, v in zip(RATIO_QUANTILES, np.quantile(ratios, RATIO_QUANTILES))})
-    return {"sales": compare(paired_sales(engine, rollout, since)),
-            "price_ratio": ratio}
+    paired = compare(paired_sales(engine, rollout, since))
+    automatic = {"enabled": False} if rule is None else {
+        **rule.describe(), "due": rule.reason(rollout, paired)}
+    return {"sales": paired, "price_ratio": ratio,
+            "challenger_drift": _challenger_drift(engine, rollout, reference,
+                                                  since),
+            "auto_abort": automatic}
+
+
+class RolloutGuard:
+    """Ends the store's canary once ``rule`` says so: logged, counted in
+    ``metrics.rollout_auto_aborts``, and every worker reloaded."""
+
+    def __init__(self, state, rule: AbortRule, metrics=None):
+        self.state, self.rule, self.metrics = state, rule, metrics
+
+    def check(self, engine):
+        """Judge the canary in progress; return it if it was aborted now."""
+        store = self.state.store
+        rollout = store.rollout()
+        if rollout is None or rollout.mode != "canary":
+            return None
+        paired = compare(paired_sales(engine, rollout,
+                                      datetime.fromisoformat(rollout.started_at)))
+        reason = self.rule.reason(rollout, paired)
+        if reason is None:
+            return None
+        try:
+            store.abort_rollout(expected=rollout, reason=reason)
+        except RolloutError:
+            return None  # promoted, aborted or replaced meanwhile
+        log.warning("canary of %s aborted automatically: %s", rollout.challenger,
+                    reason, extra={"model_version": rollout.champion,
+                                   "challenger": rollout.challenger,
+                                   "rollout_id": rollout.id})
+        if self.metrics is not None:
+            self.metrics.rollout_auto_aborts.inc()
+        self.state.request_reload()
+        return rollout

@@ -68,6 +68,10 @@ class ServiceMetrics:
         self.drift_psi = make(Gauge, "housing_drift_psi",
                               "Population stability index of recent estimates "
                               "against training.", ("version", "feature"), **live)
+        self.rollout_auto_aborts = make(
+            Counter, "housing_rollout_auto_aborts",
+            "Canaries ended automatically for a worse live MAPE "
+            "(ROLLOUT_AUTO_ABORT).")
 
     def observe_predictions(self, endpoint, version, columns, prices):
         """Record one request's priced homes."""

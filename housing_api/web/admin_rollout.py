@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..monitoring.rollouts import judge
+from ..monitoring.rollouts import AbortRule, judge
 from ..store import InvalidModelError, RolloutError, VersionNotFoundError
 from .admin import SECURITY, UNWRITABLE, blp
 from .schemas import RolloutRequestSchema, RolloutStartedSchema, RolloutStatusSchema
@@ -57,17 +57,24 @@ class Rollout(MethodView):
         On every home both versions priced, the challenger's price over the
         champion's; on the homes with a reported sale, each one's MAE and
         MAPE and the paired difference (challenger minus champion, below
-        zero the challenger is better) with a bootstrap 95% interval.
+        zero the challenger is better) with a bootstrap 95% interval; the
+        challenger's drift since the rollout began; whether an automatic
+        abort is on, and due. And the last rollout that ended, and how.
         """
-        rollout = _state().store.rollout()
+        store = _state().store
+        rollout, ended = store.rollout(), store.ended_rollout()
+        last = asdict(ended) if ended else None
         if rollout is None:
-            return {"rollout": None, "judgement": None}
+            return {"rollout": None, "judgement": None, "last_ended": last}
         try:
-            found = judge(current_app.extensions["housing_db"].get(), rollout)
+            found = judge(current_app.extensions["housing_db"].get(), rollout,
+                          store.metadata(rollout.challenger).get(
+                              "training_distribution"),
+                          AbortRule.from_config(current_app.config))
         except SQLAlchemyError:
             abort(503, message="The prediction log's database is unavailable; "
                                "try again once it is back.")
-        return {"rollout": asdict(rollout), "judgement": found}
+        return {"rollout": asdict(rollout), "judgement": found, "last_ended": last}
 
     @blp.doc(security=SECURITY)
     @blp.arguments(RolloutRequestSchema)

@@ -192,12 +192,31 @@ def test_rollout_commands_start_show_and_end_a_canary(runner, store):
     assert status.exit_code == 0, status.output
     assert "10% of clients" in status.stdout
     assert "homes priced by both: 0\nno sales reported for them yet" in status.stdout
+    assert "challenger's drift on 0 estimates: no data" in status.stdout
+    assert "automatic abort: off (ROLLOUT_AUTO_ABORT)" in status.stdout
     again = runner.invoke(args=["rollout", "start", challenger, "--mode", "shadow"])
     assert again.exit_code == 1
     assert "is in progress; promote or abort it first" in again.output
     result = runner.invoke(args=["rollout", "promote"])
     assert result.exit_code == 0 and f"active: {challenger}" in result.stdout
     assert store.current() == challenger and store.rollout() is None
+    status = runner.invoke(args=["rollout", "status"])
+    assert status.stdout.startswith("no rollout in progress\nlast ended: canary "
+                                    f"of {challenger} against {champion}")
+    assert "; promoted at " in status.stdout
+
+
+def test_rollout_status_says_when_a_canary_would_end_by_itself(model_dir, store):
+    from conftest import HousingCliRunner
+    from model_files import publish_copy
+
+    runner = HousingCliRunner({"MODEL_DIR": model_dir, "ROLLOUT_AUTO_ABORT": "true",
+                               "ROLLOUT_ABORT_MIN_SALES": 50})
+    store.start_rollout(publish_copy(store), "canary", 0.2)
+    status = runner.invoke(args=["rollout", "status"])
+    assert status.exit_code == 0, status.output
+    assert ("automatic abort: on, once the canary's MAPE is worse by more than "
+            "1.00% on 50 sales or more") in status.stdout
 
 
 def test_rollout_abort_keeps_the_active_version(runner, store):

@@ -15,7 +15,7 @@ def challenger(store):
 def test_a_canary_is_started_judged_and_promoted(client, store, challenger, home):
     champion = store.current()
     assert client.get("/admin/rollout", headers=ADMIN).get_json() == {
-        "rollout": None, "judgement": None}
+        "rollout": None, "judgement": None, "last_ended": None}
     started = client.post("/admin/rollout", headers=ADMIN, json={
         "version": challenger, "mode": "canary", "share": 1.0})
     assert started.status_code == 202, started.get_json()
@@ -30,9 +30,19 @@ def test_a_canary_is_started_judged_and_promoted(client, store, challenger, home
     assert status["rollout"]["share"] == 1.0
     assert status["judgement"]["price_ratio"]["n"] == 1
     assert status["judgement"]["sales"]["n"] == 0
+    # The challenger answered that one home: its drift rests on it alone.
+    drift = status["judgement"]["challenger_drift"]
+    assert drift["rows"] == 1 and drift["verdict"] == "too few rows"
+    assert {f["name"] for f in drift["features"]} >= {"sqft_living", "zipcode",
+                                                      "price"}
+    assert status["judgement"]["auto_abort"] == {"enabled": False}
     promoted = client.post("/admin/rollout/promote", headers=ADMIN)
     assert promoted.status_code == 202
     assert store.current() == challenger and store.rollout() is None
+    status = client.get("/admin/rollout", headers=ADMIN).get_json()
+    assert status["rollout"] is None
+    assert status["last_ended"]["outcome"] == "promoted"
+    assert status["last_ended"]["rollout"]["challenger"] == challenger
 
 
 def test_abort_brings_the_champion_back(client, store, challenger, home):
@@ -42,6 +52,8 @@ def test_abort_brings_the_champion_back(client, store, challenger, home):
     assert client.post("/admin/rollout/abort", headers=ADMIN).status_code == 202
     assert client.post("/v1/predict", json=home).get_json()["model"]["version"] \
         == champion
+    ended = client.get("/admin/rollout", headers=ADMIN).get_json()["last_ended"]
+    assert ended["outcome"] == "aborted" and ended["reason"] is None
 
 
 @pytest.mark.parametrize("body, status, field", [

@@ -99,6 +99,33 @@ def logged_rows(app, url):
     return rows
 
 
+def replay_holdout(app, n):
+    """Post the first ``n`` holdout homes, each from its own client address
+    (so both sides of a canary get homes), and report their sales.
+
+    Return their columns, their sale prices, and the versions that answered.
+    """
+    from housing_api.training.data import Sales, take
+
+    client = app.test_client()
+    sales = Sales.read(DATA_DIR)
+    rows = sales.split()[1][:n]
+    columns = take(sales.columns, rows)
+    homes = [{name: columns[name][i].item() if hasattr(columns[name][i], "item")
+              else columns[name][i] for name in columns} for i in range(n)]
+    reported, answered_by = [], set()
+    for i, home in enumerate(homes):
+        body = client.post("/v1/predict", json=home, environ_base={
+            "REMOTE_ADDR": f"10.1.{i // 256}.{i % 256}"}).get_json()
+        answered_by.add(body["model"]["version"])
+        reported.append({"prediction_id": body["prediction_id"],
+                         "sale_price": float(sales.price[rows[i]]),
+                         "sale_date": "2026-12-01"})
+    assert app.extensions["housing_log"].flush()
+    assert client.post("/v1/sales", json={"sales": reported}).status_code == 200
+    return columns, sales.price[rows], answered_by
+
+
 def test_a_shadow_estimate_is_logged_beside_each_answered_one(
         logged_app, database_url, home, store):
     client = logged_app.test_client()
@@ -139,49 +166,123 @@ def test_the_judgement_equals_an_offline_comparison_on_the_same_homes(
 
     from housing_api.db import make_engine
     from housing_api.monitoring.rollouts import judge
-    from housing_api.training.data import Sales, take
 
-    client = logged_app.test_client()
     champion, challenger = store.current(), publish_other(store, 450_000.0)
     rollout = store.start_rollout(challenger, "canary", 0.5)
-    state = logged_app.extensions["housing"]
-    state.reload()
-    sales = Sales.read(DATA_DIR)
-    _, holdout = sales.split()
-    rows = holdout[:60]
-    columns = take(sales.columns, rows)
-    homes = [{name: columns[name][i].item() if hasattr(columns[name][i], "item")
-              else columns[name][i] for name in columns} for i in range(len(rows))]
-    reported, answered_by = [], set()
-    for i, home in enumerate(homes):
-        # Each home from its own client address, so both sides get homes.
-        body = client.post("/v1/predict", json=home,
-                           environ_base={"REMOTE_ADDR": f"10.1.0.{i}"}).get_json()
-        answered_by.add(body["model"]["version"])
-        reported.append({"prediction_id": body["prediction_id"],
-                         "sale_price": float(sales.price[rows[i]]),
-                         "sale_date": "2026-12-01"})
+    logged_app.extensions["housing"].reload()
+    columns, y, answered_by = replay_holdout(logged_app, 60)
     assert answered_by == {champion, challenger}
-    assert logged_app.extensions["housing_log"].flush()
-    assert client.post("/v1/sales", json={"sales": reported}).status_code == 200
 
     engine = make_engine(database_url)
     found = judge(engine, rollout)
     engine.dispose()
     # Offline: both versions on the same homes, straight from the store.
-    y = sales.price[rows]
     errors = {name: np.abs(store.load(version).predict(columns).price - y)
               for name, version in (("champion", champion),
                                     ("challenger", challenger))}
     judged = found["sales"]
-    assert judged["n"] == len(rows)
+    assert judged["n"] == len(y)
     for name, e in errors.items():
         assert judged[name]["mae"] == pytest.approx(e.mean(), rel=1e-9)
         assert judged[name]["mape"] == pytest.approx(np.mean(e / y), rel=1e-9)
     difference = errors["challenger"] - errors["champion"]
     assert judged["mae"]["difference"] == pytest.approx(difference.mean(), rel=1e-9)
     assert judged["mae"]["low"] < judged["mae"]["difference"] < judged["mae"]["high"]
-    assert found["price_ratio"]["n"] == len(rows)
+    assert found["price_ratio"]["n"] == len(y)
     assert found["price_ratio"]["quantiles"]["p50"] == pytest.approx(
         np.median(store.load(challenger).predict(columns).price
                   / store.load(champion).predict(columns).price), rel=1e-9)
+
+
+@pytest.fixture
+def guarded(model_dir, database_url, tmp_path):
+    """An app that ends a canary worse by a MAPE point on 40 sales or more."""
+    from conftest import close_app
+    from housing_api import create_app
+
+    made = []
+
+    def make(**config):
+        app = create_app({
+            "TESTING": True, "MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
+            "RATELIMIT_ENABLED": False, "DATABASE_URL": database_url,
+            "PREDICTION_LOG_SPOOL_DIR": tmp_path / "spool", "ADMIN_TOKENS": TOKEN,
+            "ROLLOUT_AUTO_ABORT": True, "ROLLOUT_ABORT_MARGIN": 0.01,
+            "ROLLOUT_ABORT_MIN_SALES": 40, **config})
+        made.append(app)
+        return app
+    yield make
+    for app in made:
+        close_app(app)
+
+
+def auto_aborts(app) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = app.test_client().get("/metrics").text
+    (family,) = [f for f in text_string_to_metric_families(text)
+                 if f.name == "housing_rollout_auto_aborts"]
+    return sum(s.value for s in family.samples if s.name.endswith("_total"))
+
+
+def test_a_canary_worse_on_live_sales_ends_by_itself(guarded, store, home, caplog):
+    app = guarded()
+    champion, challenger = store.current(), publish_other(store, 450_000.0)
+    started = store.start_rollout(challenger, "canary", 0.5)
+    app.extensions["housing"].reload()
+    replay_holdout(app, 60)
+    client = app.test_client()
+    due = client.get("/admin/rollout", headers=ADMIN).get_json()["judgement"][
+        "auto_abort"]
+    assert due["enabled"] and due["margin"] == 0.01 and due["min_sales"] == 40
+    assert "worse than the margin of 1.00%" in due["due"]
+
+    app.extensions["housing_gauges"].run_once()  # what the leader does each minute
+    assert store.rollout() is None
+    ended = store.ended_rollout()
+    assert ended.rollout == started and ended.outcome == "aborted automatically"
+    assert ended.reason == due["due"]
+    assert auto_aborts(app) == 1
+    (warning,) = [r for r in caplog.records if "aborted automatically" in r.message]
+    assert warning.levelname == "WARNING" and warning.challenger == challenger
+    # Reloaded: every client gets the champion again.
+    for i in range(20):
+        body = client.post("/v1/predict", json=home, environ_base={
+            "REMOTE_ADDR": f"10.2.0.{i}"}).get_json()
+        assert body["model"]["version"] == champion
+    status = client.get("/admin/rollout", headers=ADMIN).get_json()
+    assert status["rollout"] is None
+    assert status["last_ended"]["outcome"] == "aborted automatically"
+    # Nothing more to end at the next check.
+    app.extensions["housing_gauges"].run_once()
+    assert auto_aborts(app) == 1
+
+
+@pytest.mark.parametrize("config, mode, price", [
+    ({"ROLLOUT_AUTO_ABORT": False}, "canary", 450_000.0),  # off (the default)
+    ({"ROLLOUT_ABORT_MIN_SALES": 61}, "canary", 450_000.0),  # too few sales
+    ({"ROLLOUT_ABORT_MARGIN": 2.0}, "canary", 450_000.0),  # within the margin
+    ({}, "shadow", 450_000.0),  # a shadow answers nobody
+    ({}, "canary", None),  # a copy of the champion: no worse
+], ids=["off", "too-few-sales", "within-margin", "shadow", "as-good"])
+def test_a_canary_ends_by_itself_only_when_every_condition_holds(
+        guarded, store, config, mode, price):
+    app = guarded(**config)
+    challenger = publish_copy(store) if price is None else publish_other(store,
+                                                                         price)
+    started = store.start_rollout(challenger, mode, 0.5 if mode == "canary"
+                                  else None)
+    app.extensions["housing"].reload()
+    replay_holdout(app, 60)
+    app.extensions["housing_gauges"].run_once()
+    assert store.rollout() == started
+    assert auto_aborts(app) == 0
+    automatic = app.test_client().get("/admin/rollout", headers=ADMIN).get_json()[
+        "judgement"]["auto_abort"]
+    assert automatic.get("due") is None
+
+
+def test_by_default_no_canary_ends_by_itself():
+    from housing_api import config
+
+    assert config.ROLLOUT_AUTO_ABORT is False
