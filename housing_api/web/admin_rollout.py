@@ -9,19 +9,24 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..monitoring.rollouts import AbortRule, judge
 from ..store import InvalidModelError, RolloutError, VersionNotFoundError
 from .admin import SECURITY, UNWRITABLE, blp
-from .schemas import RolloutRequestSchema, RolloutStartedSchema, RolloutStatusSchema
+from .schemas import (
+    RolloutRequestSchema, RolloutShareSchema, RolloutStartedSchema,
+    RolloutStatusSchema,
+)
 
 #: Once every worker has reloaded (a rolling reload under Gunicorn):
 STARTED = "Every worker serves this rollout once its reload is done."
 PROMOTED = "Every worker serves the challenger as the active version once its " \
     "reload is done."
+RESHARED = "Every worker serves the canary at its new share once its reload " \
+    "is done; its clients stay in a larger share."
 ABORTED = "Every worker answers with the active version alone once its reload " \
     "is done."
 
 
 @blp.before_request
 def check_content_type():
-    if request.method == "POST" and request.endpoint == "admin.Rollout" \
+    if request.method in ("POST", "PATCH") and request.endpoint == "admin.Rollout" \
             and request.content_length and not request.is_json:
         abort(415, message="Send the body as application/json.")
 
@@ -105,6 +110,26 @@ class Rollout(MethodView):
                 OSError) as exc:
             _refused(exc)
         return _reloading(rollout, STARTED)
+
+    @blp.doc(security=SECURITY)
+    @blp.arguments(RolloutShareSchema)
+    @blp.response(202, RolloutStartedSchema)
+    @blp.alt_response(400, description="The body is not valid JSON.")
+    @blp.alt_response(415, description="The body is not JSON.")
+    @blp.alt_response(409, description="No canary is in progress (a shadow has "
+                                       "no share).")
+    @blp.alt_response(422, description="The share is not above 0 and at most 1.")
+    @blp.alt_response(503, description=UNWRITABLE)
+    def patch(self, args):
+        """Change the running canary's share of clients
+
+        The same rollout: a client in the canary stays in a larger share.
+        """
+        try:
+            rollout = _state().store.set_rollout_share(args["share"])
+        except (RolloutError, OSError) as exc:
+            _refused(exc)
+        return _reloading(rollout, RESHARED)
 
 
 @blp.route("/rollout/promote")

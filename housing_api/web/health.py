@@ -23,9 +23,16 @@ class Ready(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, description="No model version is loaded yet.")
     def get(self):
-        """Answer 200 with the model version once one is loaded, else 503"""
-        predictor = current_app.extensions["housing"].predictor
+        """Answer 200 with the model version once one is loaded, else 503
+
+        With the rollout this process serves beside it, if any.
+        """
+        state = current_app.extensions["housing"]
+        predictor, rollout = state.predictor, state.rollout
         if predictor is None:
             abort(503, message="No model version is loaded.")
-        return {"status": "ready",
+        served = None if rollout is None or state.challenger is None else {
+            "id": rollout.id, "mode": rollout.mode,
+            "challenger": rollout.challenger, "share": rollout.share}
+        return {"status": "ready", "rollout": served,
                 "model": {"name": predictor.name, "version": predictor.version}}

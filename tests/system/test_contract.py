@@ -521,6 +521,20 @@ def _on_rollout(path, before=None, **config):
     return case
 
 
+def _reshare(json=None, mode="canary", refuse_writes=False, **kwargs):
+    """A case: PATCH /admin/rollout on a store of its own with a ``mode``
+    rollout running (none if ``mode`` is None)."""
+    def case(apps, monkeypatch):
+        client = apps.new("rollout")
+        if mode is not None:
+            client.store.start_rollout(publish_copy(client.store), mode,
+                                       0.1 if mode == "canary" else None)
+        if refuse_writes:
+            _refusing_writes(monkeypatch)
+        return client.patch(ROLLOUT, headers=ADMIN, json=json, **kwargs)
+    return case
+
+
 def _refuse_all_writes(client, version, monkeypatch):
     _refusing_writes(monkeypatch)
 
@@ -655,6 +669,14 @@ CASES = {
             422: _main("POST", ROLLOUT, headers=ADMIN,
                        json={"version": "x", "mode": "canary"}),
             503: _with_writes_refused(_start_rollout),
+        }),
+    ("patch", ROLLOUT): _admin_cases(
+        "PATCH", ROLLOUT, 202, _reshare({"share": 0.5}), {
+            400: _reshare(**NOT_JSON),
+            409: _reshare({"share": 0.5}, mode="shadow"),
+            415: _reshare(data="0.5", content_type="text/plain"),
+            422: _reshare({"share": 2}),
+            503: _reshare({"share": 0.5}, refuse_writes=True),
         }),
     ("post", ROLLOUT + "/promote"): _admin_cases(
         "POST", ROLLOUT + "/promote", 202, _on_rollout(ROLLOUT + "/promote"), {

@@ -45,6 +45,33 @@ def test_a_canary_is_started_judged_and_promoted(client, store, challenger, home
     assert status["last_ended"]["rollout"]["challenger"] == challenger
 
 
+def test_a_canarys_share_changes_over_http_and_readiness_shows_it(
+        client, store, challenger):
+    assert client.get("/health/ready").get_json()["rollout"] is None
+    started = client.post("/admin/rollout", headers=ADMIN, json={
+        "version": challenger, "mode": "canary", "share": 0.1}).get_json()
+    changed = client.patch("/admin/rollout", headers=ADMIN, json={"share": 0.4})
+    assert changed.status_code == 202, changed.get_json()
+    assert changed.get_json()["rollout"] == {**started["rollout"], "share": 0.4}
+    assert store.rollout().share == 0.4
+    assert client.get("/health/ready").get_json()["rollout"] == {
+        "id": started["rollout"]["id"], "mode": "canary",
+        "challenger": challenger, "share": 0.4}
+    refused = client.patch("/admin/rollout", headers=ADMIN, json={"share": 0})
+    assert refused.status_code == 422 and "share" in refused.get_json()["errors"][
+        "json"]
+    assert store.rollout().share == 0.4
+
+
+def test_a_shadow_has_no_share_to_change_over_http(client, store, challenger):
+    client.post("/admin/rollout", headers=ADMIN,
+                json={"version": challenger, "mode": "shadow"})
+    refused = client.patch("/admin/rollout", headers=ADMIN, json={"share": 0.5})
+    assert refused.status_code == 409
+    assert "only a canary has a share" in refused.get_json()["message"]
+    assert store.rollout().share == 1.0
+
+
 def test_abort_brings_the_champion_back(client, store, challenger, home):
     champion = store.current()
     client.post("/admin/rollout", headers=ADMIN,

@@ -14,7 +14,8 @@ from .keys import (
     KeyRotateSchema, KeySchema, UsageQuerySchema, UsageSchema,
 )
 from .rollouts import (
-    RolloutRequestSchema, RolloutSchema, RolloutStartedSchema, RolloutStatusSchema,
+    RolloutRequestSchema, RolloutSchema, RolloutShareSchema, RolloutStartedSchema,
+    RolloutStatusSchema,
 )
 from .monitoring import (
     BinSchema, DriftQuerySchema, DriftSchema, FeatureDriftSchema,
@@ -28,8 +29,8 @@ from .responses import (
 )
 
 __all__ = [
-    "RolloutRequestSchema", "RolloutSchema", "RolloutStartedSchema",
-    "RolloutStatusSchema",
+    "RolloutRequestSchema", "RolloutSchema", "RolloutShareSchema",
+    "RolloutStartedSchema", "RolloutStatusSchema",
     "ActivationSchema", "BinSchema", "ComparableSchema", "DriftQuerySchema",
     "DriftSchema", "EffectSchema", "EstimateQuerySchema", "ExplanationSchema",
     "FeatureDriftSchema", "BatchPredictionSchema", "BatchSchema", "EstimateSchema",

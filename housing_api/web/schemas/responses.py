@@ -134,6 +134,16 @@ class ModelInfoSchema(Schema):
                                  "--algorithm)."})
 
 
+class ServedRolloutSchema(Schema):
+    id = fields.String()
+    mode = fields.String(metadata={"example": "canary"})
+    challenger = fields.String()
+    share = fields.Float()
+
+
 class HealthSchema(Schema):
     status = fields.String(metadata={"example": "ok"})
     model = fields.Nested(ModelRefSchema, allow_none=True)
+    rollout = fields.Nested(ServedRolloutSchema, allow_none=True, metadata={
+        "description": "The rollout this process serves beside the model, or "
+                       "null (readiness only)."})

@@ -18,6 +18,15 @@ class RolloutRequestSchema(Schema):
                                                   "clients (required for one)."})
 
 
+class RolloutShareSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    share = fields.Float(required=True, validate=validate.Range(
+        min=0, max=1, min_inclusive=False), metadata={
+        "description": "The canary's new share of clients."})
+
+
 class RolloutSchema(Schema):
     id = fields.String()
     challenger = fields.String()
