@@ -4,6 +4,7 @@
 (``deploy/entrypoint.sh``, hence ``gunicorn.conf.py``) on a free loopback
 port, waits until it is ready, and stops it (and only it) afterwards.
 """
+import itertools
 import os
 import signal
 import socket
@@ -161,15 +162,42 @@ def wait_converged(server, version, old_workers, timeout=30.0,
                 + server.log_text()[-3000:])
 
 
+def wait_rollout(server, expected: dict | None, old_workers, timeout=30.0,
+                 workers=2) -> float:
+    """Wait until every worker serves the rollout ``expected`` (the fields of
+    readiness's ``rollout``: id, mode, challenger, share; None for no
+    rollout); return the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        pids = worker_pids(server.pid)
+        if len(pids) == workers and not pids & old_workers:
+            seen = [requests.get(f"{server.url}/health/ready", timeout=10)
+                    .json()["rollout"] for _ in range(3 * workers)]
+            if all(s == expected for s in seen):
+                return time.monotonic() - start
+        time.sleep(0.05)
+    pytest.fail(f"rollout {expected} not served by every worker within "
+                f"{timeout:g} s:\n" + server.log_text()[-3000:])
+
+
+def client_address(i: int) -> str:
+    """The ``i``-th of many client addresses (sent as X-Forwarded-For)."""
+    return f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"
+
+
 class Load:
     """Clients sending requests on new connections until stopped.
 
     Bounded: each thread stops after ``cap`` requests even if never told.
+    With ``clients``, each estimate comes from one of that many addresses
+    (X-Forwarded-For: the server must trust one proxy), and ``answers``
+    keeps (address, version) in order.
     """
 
-    def __init__(self, url, home, threads=2, cap=5000):
-        self.url, self.home, self.cap = url, home, cap
-        self.results, self.failures = [], []
+    def __init__(self, url, home, threads=2, cap=5000, clients=0):
+        self.url, self.home, self.cap, self.clients = url, home, cap, clients
+        self.results, self.failures, self.answers = [], [], []
+        self._sent = itertools.count()  # shared by the threads
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True)
                          for _ in range(threads)]
@@ -193,9 +221,13 @@ class Load:
                     response = requests.get(f"{self.url}/v1/model", timeout=30)
                     version = response.json().get("version")
                 else:
-                    response = requests.post(f"{self.url}/v1/predict",
-                                             json=self.home, timeout=30)
+                    address = client_address(next(self._sent) % self.clients) \
+                        if self.clients else None
+                    response = requests.post(
+                        f"{self.url}/v1/predict", json=self.home, timeout=30,
+                        headers={"X-Forwarded-For": address} if address else {})
                     version = response.json().get("model", {}).get("version")
+                    self.answers.append((address, version))
                 if response.status_code != 200:
                     self.failures.append((response.status_code, response.text))
                 self.results.append(version)
