@@ -34,7 +34,9 @@ server on its own free loopback port with its own copy of the model store.
   line per request at INFO, metrics, the prediction log in SQLite, keys
   checked when sent. Rows beside it show what each part costs: limits off,
   limits in Redis (``--redis``), the log line at WARNING, keys required,
-  limits, keys and the prediction log all off.
+  limits, keys and the prediction log all off, and a shadow rollout (a
+  copy of the version estimating beside it: a second predict per request),
+  with its memory beside the service's.
 
 Writes the report to ``docs/benchmarks.md`` (``--out``) and prints it.
 """
@@ -52,7 +54,7 @@ from batch import bench_batch, bench_explain
 from common import CEILING_APP, HELLO, HELLO_APP, MODELS, ROOT, say
 from load import Variant, bench_predict, service_variants
 from machine import machine
-from memory import bench_memory, bench_memory_ceiling
+from memory import bench_memory, bench_memory_ceiling, bench_memory_shadow
 from prediction_log import bench_prediction_log
 from processes import bare_gunicorn, gunicorn
 from profiling import bench_profile
@@ -219,6 +221,8 @@ def main(argv=None) -> int:
         say("memory")
         res["memory"] = {m: bench_memory(args, ctx, m) for m in MODELS}
         res["memory_ceiling"] = bench_memory_ceiling(args, ctx)
+        res["memory_shadow"] = {m: bench_memory_shadow(args, ctx, m)
+                                for m in MODELS}
         say("profile")
         res["profile"] = {m: bench_profile(args, ctx, m) for m in MODELS}
     res["load_end"] = os.getloadavg()

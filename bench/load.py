@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from common import LUA, say
 from processes import Server, call, gunicorn, worker_cpu_seconds
-from stores import store_copy
+from stores import start_shadow, store_copy
 
 PREDICT = "/v1/predict"
 #: The label of the row with the limiter, the key check and the prediction
@@ -51,6 +51,9 @@ def short(result: dict) -> str:
 
 #: The boosted model through LightGBM's C API, not its compiled trees.
 COMPILED_OFF = "service, compiled trees off"
+#: A shadow rollout of a copy of the active version: a second predict (and a
+#: second logged estimate) per request.
+SHADOW = "service, shadow rollout of a copy"
 
 
 class Variant(NamedTuple):
@@ -63,6 +66,8 @@ class Variant(NamedTuple):
     path: str = PREDICT
     #: Another source tree of the project to serve (``--baseline-ref``).
     root: str | None = None
+    #: A shadow of a copy of the active version runs beside it.
+    shadow: bool = False
 
 
 def reachable(url: str) -> bool:
@@ -120,6 +125,7 @@ def service_variants(args, baseline: Path | None = None
     variants.append(Variant(WITHOUT_PARTS,
                             {**variants[0].env, "HOUSING_RATELIMIT_ENABLED": "false",
                              "HOUSING_PREDICTION_LOG": "false"}, False))
+    variants.append(Variant(SHADOW, variants[0].env, False, shadow=True))
     variants.append(Variant("service, every request ?explain=true",
                             variants[0].env, False,
                             path=f"{PREDICT}?explain=true"))
@@ -168,6 +174,8 @@ def bench_predict(args, ctx, model: str, ceiling: Server,
         headers = {}
         for variant in ctx["variants"]:
             store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+            if variant.shadow:
+                start_shadow(store, ctx["versions"][model])
             env = variant.env
             if variant.api_key:
                 key_env, headers[variant.label] = api_key_for(ctx["work"])

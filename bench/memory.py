@@ -5,7 +5,7 @@ import memstat
 from common import CEILING_APP, say
 from load import wrk
 from processes import gunicorn
-from stores import store_copy
+from stores import start_shadow, store_copy
 
 
 def bench_memory(args, ctx, model: str) -> dict:
@@ -17,6 +17,17 @@ def bench_memory(args, ctx, model: str) -> dict:
                       expect_version=ctx["versions"][model]) as server:
             results[str(workers)] = after_load(args, ctx, server, model)
     return results
+
+
+def bench_memory_shadow(args, ctx, model: str) -> dict:
+    """The same with a shadow of a copy of the version: a second model in
+    the master, and in every worker once its requests touch it."""
+    workers = args.memory_workers[0]
+    store = store_copy(ctx["source"], ctx["versions"], model, ctx["work"])
+    start_shadow(store, ctx["versions"][model])
+    with gunicorn("service, shadow", store, workers=workers,
+                  expect_version=ctx["versions"][model]) as server:
+        return after_load(args, ctx, server, f"{model} with a shadow")
 
 
 def bench_memory_ceiling(args, ctx) -> dict:

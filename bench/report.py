@@ -6,7 +6,7 @@ from common import (
     CEILING_APP, HELLO, HELLO_APP, LABELS, MAX_ACTIVATION_S, MAX_EXTRA_USS_MB,
     MAX_P99_RATIO, MAX_PARTS_COST, MAX_READY_S, MB, MIN_BATCH_RATIO,
     MIN_PREDICT_RATIO, MODELS, say)
-from load import COMPILED_OFF, WITHOUT_PARTS
+from load import COMPILED_OFF, SHADOW, WITHOUT_PARTS
 from report_common import extra_uss, med, met
 
 
@@ -78,6 +78,10 @@ def the_run(args, ctx, res: dict) -> list[str]:
         "prediction log switched off and sends no key; `service, every "
         "request ?explain=true` asks "
         "for an explanation and 5 comparable sales in every request"
+        + (f"; `{SHADOW}` runs a shadow rollout of a copy of the active "
+           "version (`housing-api rollout start COPY --mode shadow`): every "
+           "request is estimated by both, and both estimates are logged"
+           if any(v.shadow for v in ctx["variants"]) else "")
         + (f"; `{COMPILED_OFF}` serves the boosted model through LightGBM's C "
            "API instead of its compiled trees (`HOUSING_COMPILED_TREES=false`; "
            "the k-NN has none, so its row is the default service again, a "

@@ -1,6 +1,6 @@
 """The report's /v1/predict and /v1/predict/batch sections."""
 from common import BOOSTED, HELLO, LABELS, MODELS
-from load import COMPILED_OFF, WITHOUT_PARTS
+from load import COMPILED_OFF, SHADOW, WITHOUT_PARTS
 from report_common import fmt_rate, med
 
 
@@ -32,6 +32,8 @@ def parts(args, ctx, res: dict) -> list[str]:
         ("the library path (`lean=false`) instead of the lean one", lean_other,
          production),
         ("`?explain=true` on every request", explained, production),
+        ("a shadow rollout: a second predict and logged estimate per request",
+         SHADOW, production),
         ("LightGBM's C API instead of the compiled trees (default)", COMPILED_OFF,
          production),
     ]

@@ -23,11 +23,21 @@ def memory(args, ctx, res: dict) -> list[str]:
     for model in MODELS:
         for workers, mem in res["memory"][model].items():
             add(_memory_row(LABELS[model], workers, mem))
+    shadow = res.get("memory_shadow", {})
+    for model in MODELS:
+        if model in shadow:
+            add(_memory_row(f"{LABELS[model]}, with a shadow of a copy",
+                            len(shadow[model]["workers"]), shadow[model]))
     ceiling = res.get("memory_ceiling")
     if ceiling:
         add(_memory_row("ceiling (`bench/ceiling.py`)", len(ceiling["workers"]),
                         ceiling))
     add("")
+    for model in MODELS:
+        if model in shadow:
+            add(_second_model(LABELS[model], res["memory"][model], shadow[model]))
+    if shadow:
+        add("")
     if ceiling:
         add("The ceiling's row is the same Gunicorn configuration serving the "
             "hello-JSON app after the same load: what a worker of any Flask "
@@ -54,6 +64,27 @@ def memory(args, ctx, res: dict) -> list[str]:
                 f"target is judged on the larger of the two.")
     add("")
     return out
+
+
+def _second_model(label: str, memory: dict, shadow: dict) -> str:
+    """What the second model of a rollout costs, against the same worker count
+    without one."""
+    alone = memory[str(len(shadow["workers"]))]
+
+    def worker_uss(m):
+        return sum(w["uss_kib"] for w in m["workers"].values()) / len(m["workers"])
+
+    def total_pss(m):
+        return m["master"]["pss_kib"] + sum(w["pss_kib"] for w in
+                                            m["workers"].values())
+
+    return (f"- {label}: a rollout's second model (a shadow of a copy of the "
+            f"version, after the same load) adds "
+            f"{kib_mb(shadow['master']['uss_kib'] - alone['master']['uss_kib'])} "
+            f"MB to the master's USS, "
+            f"{kib_mb(worker_uss(shadow) - worker_uss(alone))} MB to each "
+            f"worker's and {kib_mb(total_pss(shadow) - total_pss(alone))} MB "
+            f"to the total PSS ({len(shadow['workers'])} workers).")
 
 
 def _memory_row(label: str, workers, mem: dict) -> str:

@@ -110,3 +110,18 @@ def write_bodies(work: Path, batch_rows: int) -> tuple[Path, Path, list]:
     batch.write_text(json.dumps({"instances": homes},
                                 separators=(",", ":")) + "\n")
     return single, batch, rows
+
+
+def start_shadow(store_dir: Path, version: str) -> str:
+    """Copy ``version`` under a new name and start a shadow of the copy:
+    the same model estimating twice, in two objects loaded by the master."""
+    from housing_api.store import ModelStore, new_version_name
+
+    store = ModelStore(store_dir)
+    meta = json.loads((store.path(version) / "metadata.json").read_text())
+    copy = new_version_name(meta["name"])
+    shutil.copytree(store.path(version), store.versions_dir / copy)
+    meta["version"] = copy
+    (store.versions_dir / copy / "metadata.json").write_text(json.dumps(meta))
+    store.start_rollout(copy, "shadow")
+    return copy
