@@ -78,13 +78,17 @@ def _second_model(label: str, memory: dict, shadow: dict) -> str:
         return m["master"]["pss_kib"] + sum(w["pss_kib"] for w in
                                             m["workers"].values())
 
+    def mb(kib):
+        return f"{kib * 1024 / MB:+.1f} MB"
+
     return (f"- {label}: a rollout's second model (a shadow of a copy of the "
-            f"version, after the same load) adds "
-            f"{kib_mb(shadow['master']['uss_kib'] - alone['master']['uss_kib'])} "
-            f"MB to the master's USS, "
-            f"{kib_mb(worker_uss(shadow) - worker_uss(alone))} MB to each "
-            f"worker's and {kib_mb(total_pss(shadow) - total_pss(alone))} MB "
-            f"to the total PSS ({len(shadow['workers'])} workers).")
+            f"version, after the same load), against the same "
+            f"{len(shadow['workers'])} workers without one: master USS "
+            f"{mb(shadow['master']['uss_kib'] - alone['master']['uss_kib'])}, "
+            f"each worker's USS {mb(worker_uss(shadow) - worker_uss(alone))}, "
+            f"total PSS {mb(total_pss(shadow) - total_pss(alone))} (the "
+            "challenger is loaded once, in the master, and shared by the "
+            "workers until their requests touch it).")
 
 
 def _memory_row(label: str, workers, mem: dict) -> str:
