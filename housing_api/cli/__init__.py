@@ -1,4 +1,4 @@
-"""``housing-api``: train, evaluate, manage versions and the database, smoke-test.
+"""``housing-api``: train, evaluate and score; manage versions, keys and the database.
 
 Its own click group, not Flask's: ``--help`` imports only click and the
 command modules, and each command imports what it needs when it runs.
@@ -14,6 +14,7 @@ from .keys import keys_group
 from .models import models_group
 from .monitor import monitor_command
 from .rollout import rollout_group
+from .score import score_command
 from .smoke import smoke_command
 from .train import train_command
 
@@ -26,5 +27,5 @@ def main():
 
 for _command in (train_command, smoke_command, models_group, db_group,
                  keys_group, monitor_command, evaluate_command, search_command,
-                 rollout_group):
+                 rollout_group, score_command):
     main.add_command(_command)

@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from ..inference.columns import records_to_columns
 from ..inference.explain import ExplanationUnavailable
 from ..inference.market import OutOfRangeError
+from ..serving.scoring import csv_cell
 from . import keys, prediction_log
 from .api import Blueprint
 from .schemas.explain import EXPLAINED_EXAMPLE
@@ -294,18 +295,6 @@ def _load_batch_json():
     except ValidationError as exc:
         abort(422, message="Invalid homes in the batch; errors are keyed by "
                            "row index (from 0).", errors={"json": exc.messages})
-
-
-def csv_cell(name, text):
-    """A CSV cell (or form field) typed as a JSON client would send it."""
-    if name == "zipcode":
-        return text
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
 
 
 class CsvProblem(ValueError):

@@ -23,10 +23,10 @@ from ..inference.comparables import DEFAULT_K
 from ..keys import KeysUnavailableError, digest
 from ..monitoring.drift import NoTrainingDistributionError, drift
 from ..monitoring.performance import performance
+from ..serving.scoring import csv_cell
 from . import charts
 from .predict import (
-    CsvProblem, client_identity, csv_cell, estimate, minimal_predictor,
-    read_csv_rows,
+    CsvProblem, client_identity, estimate, minimal_predictor, read_csv_rows,
 )
 from .schemas import HomeSchema
 from .schemas.homes import MinimalHomeSchema

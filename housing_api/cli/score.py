@@ -1,0 +1,77 @@
+"""``housing-api score``: estimate every home of a CSV of any size."""
+from pathlib import Path
+
+import click
+
+from .context import config, fail
+
+
+def _checks(predictor):
+    """The API's own validation of a home, for ``serving.scoring``."""
+    from marshmallow import ValidationError
+
+    from ..serving.scoring import RowChecks
+    from ..web.schemas import HomeSchema
+
+    schema = HomeSchema()
+
+    def load(cells):
+        try:
+            home = schema.load(cells)
+        except ValidationError as exc:
+            return None, exc.messages
+        if home["zipcode"] not in predictor.demographics:
+            return None, {"zipcode": [
+                f"Unknown zipcode {home['zipcode']!r}: GET /v1/zipcodes lists "
+                "the zipcodes the service knows."]}
+        return home, None
+
+    return RowChecks(fast_mask=schema.fast_mask, load=load)
+
+
+@click.command("score")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False,
+                                          path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--version", help="A stored version [default: the active one].")
+@click.option("--explain", is_flag=True,
+              help="Add each estimate's explanation and comparable sales "
+                   "(JSON columns; milliseconds per home).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=10_000,
+              show_default=True, help="Homes read and estimated at a time.")
+def score_command(source, out, version, explain, chunk_rows):
+    """Estimate every home of SOURCE (a CSV with the header of
+    future_unseen_examples.csv, any size) into OUT.
+
+    OUT has one row per valid home, in input order: its row in SOURCE,
+    the estimate, the interval and the version that made it. Rows that
+    fail validation go to OUT.errors.csv (with the input's cells and the
+    reason) instead of stopping the run.
+    """
+    from ..ops.progress import Progress
+    from ..serving.scoring import ScoringError, count_rows, score_csv
+    from ..store import ModelStore, ModelStoreError
+
+    settings = config()
+    store = ModelStore(settings["MODEL_DIR"], lean=settings["LEAN_INFERENCE"],
+                       compiled=settings["COMPILED_TREES"])
+    try:
+        version = version or store.current()
+        if version is None:
+            fail("no model version is active; train one first (housing-api train)")
+        predictor = store.load(version)
+    except ModelStoreError as exc:
+        fail(str(exc))
+    total = count_rows(source)
+    try:
+        with Progress(f"scoring {source.name} with {version}", total=total,
+                      unit="rows") as progress:
+            summary = score_csv(predictor, source, out, _checks(predictor),
+                                chunk_rows=chunk_rows, explain=explain,
+                                progress=progress)
+    except ScoringError as exc:
+        fail(f"{source}: {exc}")
+    click.echo(f"{summary.scored:,} estimates in {out}"
+               + (f"; {summary.failed:,} rows refused, with the reason, in "
+                  f"{summary.errors}" if summary.failed else "")
+               + f" ({summary.rows / summary.seconds:,.0f} rows/s)")

@@ -1,0 +1,253 @@
+"""Scoring a CSV of any size: each home's estimate, chunk by chunk.
+
+``score_csv`` reads homes with the future examples' header a chunk at a
+time (memory stays flat whatever the file's size), estimates the valid
+ones with one predict call per chunk, and writes each estimate, interval
+and version in input order. A row that fails validation goes to the
+errors file with the reason, and the rest carry on. Both files are
+written under temporary names and renamed at the end: an interrupted run
+leaves no half-written result.
+
+Validation is the API's: ``RowChecks`` comes from the layer that owns the
+schema. Its column-wise check (``fast_mask``) clears the common rows at
+numpy speed; a row it does not clear is checked alone (``load``), which
+has the final word and the messages the API would give.
+"""
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..inference.columns import CLIENT_COLUMNS, NUMERIC_COLUMNS
+
+#: Homes read, checked and estimated at a time.
+CHUNK_ROWS = 10_000
+#: The result's columns; ``row`` is the home's row in the input (1: the
+#: first after the header), as in the errors file.
+RESULT_COLUMNS = ("row", "prediction", "lower", "upper", "level",
+                  "model_version", "as_of", "warnings")
+EXPLAIN_COLUMNS = ("explanation", "comparables")
+ERROR_COLUMNS = ("row", "reason", *CLIENT_COLUMNS)
+
+
+class ScoringError(ValueError):
+    """The file cannot be scored at all (no header, the wrong columns);
+    nothing was written."""
+
+
+@dataclass(frozen=True)
+class RowChecks:
+    """How homes are validated, by the layer that owns the schema.
+
+    ``fast_mask(columns)``: True for each home that is valid as it stands
+    (numbers as float64 with NaN for cells that are not numbers, zipcodes as
+    strings). ``load(cells)``: a home's typed cells checked alone, returning
+    ``(home, None)`` or ``(None, errors)``; it has the final word, and
+    refuses a zipcode the version has no demographics for.
+    """
+
+    fast_mask: Callable[[Mapping[str, np.ndarray]], np.ndarray]
+    load: Callable[[dict], tuple[dict | None, dict | None]]
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: int
+    scored: int
+    failed: int
+    seconds: float
+    result: Path
+    #: The errors file, or None when no row was refused.
+    errors: Path | None
+
+
+def errors_path(out: Path) -> Path:
+    """``OUT.errors.csv`` beside ``OUT.csv``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.errors{out.suffix or '.csv'}")
+
+
+def count_rows(path: Path) -> int:
+    """Data rows of a CSV by its line breaks (a quoted one counts too)."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return max(0, lines + (last != b"\n") - 1)
+
+
+def _header(reader) -> list[str]:
+    header = next(reader, None)
+    if not header:
+        raise ScoringError("the file is empty: it needs the header of "
+                           "future_unseen_examples.csv and one row per home")
+    header = [h.strip() for h in header]
+    unknown = [h for h in header if h not in CLIENT_COLUMNS]
+    missing = [c for c in CLIENT_COLUMNS if c not in header]
+    if unknown or missing or len(header) != len(CLIENT_COLUMNS):
+        raise ScoringError(
+            "the header must have the 18 columns of future_unseen_examples.csv"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + ("; a column appears twice" if not unknown and not missing else ""))
+    return header
+
+
+def _chunks(reader, size: int) -> Iterator[list[list[str]]]:
+    while chunk := list(islice(reader, size)):
+        yield chunk
+
+
+def csv_cell(name: str, text: str):
+    """A CSV cell typed as a JSON client would send it (the API's rule)."""
+    if name == "zipcode":
+        return text
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+class _Chunk:
+    """One chunk's rows: the valid homes as columns, and the refused rows."""
+
+    def __init__(self, rows: list[list[str]], first: int, header: list[str],
+                 checks: RowChecks, known):
+        width = len(header)
+        shaped = [r for r in rows if len(r) == width]
+        self.errors: list[tuple[int, dict, list[str]]] = []
+        if len(shaped) != len(rows):
+            for i, cells in enumerate(rows):
+                if len(cells) != width:
+                    self.errors.append((first + i, {"_row": [
+                        f"{len(cells)} cells, expected {width}."]}, cells))
+        numbers = [first + i for i, r in enumerate(rows) if len(r) == width]
+        by_name = dict(zip(header, zip(*shaped))) if shaped else {
+            name: () for name in header}
+        columns = {name: pd.to_numeric(np.asarray(by_name[name], dtype=object),
+                                       errors="coerce").astype(np.float64)
+                   for name in NUMERIC_COLUMNS}
+        columns["zipcode"] = np.asarray(by_name["zipcode"], dtype=object)
+        ok = checks.fast_mask(columns) if shaped else np.zeros(0, dtype=bool)
+        ok &= np.fromiter((z in known for z in columns["zipcode"]), bool, len(ok))
+        rescued = {}
+        for i in np.flatnonzero(~ok):
+            cells = {name: shaped[i][j].strip() for j, name in enumerate(header)}
+            home, errors = checks.load({k: csv_cell(k, v) for k, v in cells.items()})
+            if home is None:
+                self.errors.append((numbers[i], errors, shaped[i]))
+            else:
+                rescued[i] = home
+        for i, home in rescued.items():
+            for name in NUMERIC_COLUMNS:
+                columns[name][i] = home[name]
+            columns["zipcode"][i] = home["zipcode"]
+            ok[i] = True
+        self.rows = np.asarray(numbers, dtype=np.int64)[ok]
+        self.columns = {name: values[ok] for name, values in columns.items()}
+        self.columns["zipcode"] = list(self.columns["zipcode"])
+        self.errors.sort(key=lambda e: e[0])
+
+
+def _money(values: np.ndarray) -> list[str]:
+    """To the cent, rounded as the API rounds (half to even, exactly)."""
+    return [f"{v:.2f}" for v in values.tolist()]
+
+
+def _result_lines(chunk: _Chunk, result, version: str,
+                  details: Sequence[dict] | None) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    as_of = result.as_of or [""] * len(result.price)
+    rows = zip(chunk.rows.tolist(), _money(result.price), _money(result.lower),
+               _money(result.upper), as_of, result.warnings)
+    level = f"{result.level:g}"
+    if details is None:
+        writer.writerows((row, price, lo, hi, level, version, month,
+                          "; ".join(warnings))
+                         for row, price, lo, hi, month, warnings in rows)
+    else:
+        writer.writerows((row, price, lo, hi, level, version, month,
+                          "; ".join(warnings),
+                          json.dumps(detail["explanation"], default=float),
+                          json.dumps(detail["comparables"], default=float))
+                         for (row, price, lo, hi, month, warnings), detail
+                         in zip(rows, details))
+    return out.getvalue()
+
+
+def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
+              chunk_rows: int = CHUNK_ROWS, explain: bool = False,
+              progress=None,
+              record: Callable[[object, Mapping, object], None] | None = None,
+              ) -> Summary:
+    """Estimate every home of ``source`` with ``predictor`` into ``out``
+    (and the refused rows into ``errors_path(out)``); see the module doc.
+
+    ``progress`` (an ``ops.progress.Progress``) counts the rows read;
+    ``record(predictor, columns, result)`` is called for every chunk
+    estimated (the prediction log).
+    """
+    started = time.monotonic()
+    out, errors_out = Path(out), errors_path(out)
+    if explain and predictor.explainer is None:
+        raise ScoringError(f"{predictor.name} has no explanation method; "
+                           "score without --explain")
+    partial = [out.with_name(f".{out.name}.partial"),
+               errors_out.with_name(f".{errors_out.name}.partial")]
+    scored = failed = rows = 0
+    try:
+        with open(source, newline="", encoding="utf-8-sig") as f, \
+                open(partial[0], "w", newline="") as result_file, \
+                open(partial[1], "w", newline="") as errors_file:
+            reader = csv.reader(f)
+            header = _header(reader)
+            result_file.write(",".join(
+                (*RESULT_COLUMNS, *(EXPLAIN_COLUMNS if explain else ()))) + "\n")
+            errors = csv.writer(errors_file, lineterminator="\n")
+            errors.writerow(ERROR_COLUMNS)
+            order = [header.index(c) for c in CLIENT_COLUMNS]
+            for rows_in in _chunks(reader, chunk_rows):
+                chunk = _Chunk(rows_in, rows + 1, header, checks,
+                               predictor.demographics)
+                rows += len(rows_in)
+                if len(chunk.rows):
+                    result = predictor.predict(chunk.columns)
+                    details = (predictor.explain(chunk.columns, result.price)
+                               if explain else None)
+                    result_file.write(_result_lines(chunk, result,
+                                                    predictor.version, details))
+                    if record is not None:
+                        record(predictor, chunk.columns, result)
+                    scored += len(chunk.rows)
+                for number, reason, cells in chunk.errors:
+                    cells = [cells[j] if j < len(cells) else "" for j in order] \
+                        if len(cells) == len(header) else cells
+                    errors.writerow([number, json.dumps(reason), *cells])
+                failed += len(chunk.errors)
+                if progress is not None:
+                    progress.update(len(rows_in), postfix=f"{failed:,} refused"
+                                    if failed else None)
+        if rows == 0:
+            raise ScoringError("the file has a header but no homes")
+        os.replace(partial[0], out)
+        if failed:
+            os.replace(partial[1], errors_out)
+        else:  # none refused: no errors file, not even an old one
+            errors_out.unlink(missing_ok=True)
+    finally:
+        for temporary in partial:
+            temporary.unlink(missing_ok=True)
+    return Summary(rows, scored, failed, time.monotonic() - started, out,
+                   errors_out if failed else None)
