@@ -21,14 +21,17 @@ def lean_option(ctx) -> list[str]:
 class InProcess:
     """``n`` single-thread processes running inprocess.py, in step."""
 
-    def __init__(self, args, ctx, model: str, n: int, explain: bool = False):
+    def __init__(self, args, ctx, model: str, n: int, explain: bool = False,
+                 csv=None, chunk_rows: int = 10_000):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1"}
         self.procs = [subprocess.Popen(
             [sys.executable, str(HERE / "inprocess.py"),
              "--model-dir", str(ctx["source"]),
              "--version", ctx["versions"][model],
-             "--bodies", str(ctx["batch"]), "--duration", str(args.duration),
+             *(["--bodies", str(ctx["batch"])] if csv is None else
+               ["--csv", str(csv), "--chunk-rows", str(chunk_rows)]),
+             "--duration", str(args.duration),
              *lean_option(ctx), *(["--explain"] if explain else [])],
             cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True) for _ in range(n)]

@@ -20,7 +20,10 @@ server on its own free loopback port with its own copy of the model store.
   against the same model's own batch predict in-process (``inprocess.py``,
   as many single-thread processes as busy workers); USS/PSS of the master and
   each worker after ``--memory-requests`` requests, for each worker count;
-  time from start to ``/health/ready``; time for an activation (admin API,
+  ``housing-api score`` on a 200,000-home file against the same model's
+  in-process predict of its 10,000-home chunks, and its peak memory for
+  10,000 and 1,000,000 homes (``scoring.py``); time from start to
+  ``/health/ready``; time for an activation (admin API,
   and the store/CLI path through the master's pointer watcher) to reach
   every worker; CPU per request in-process and a profile of where it goes
   (``profile_app.py``).
@@ -56,6 +59,7 @@ from load import Variant, bench_predict, service_variants
 from machine import machine
 from memory import bench_memory, bench_memory_ceiling, bench_memory_shadow
 from prediction_log import bench_prediction_log
+from scoring import bench_scoring
 from processes import bare_gunicorn, gunicorn
 from profiling import bench_profile
 from report import report, write_report
@@ -63,11 +67,13 @@ from start import bench_activation, bench_ready, import_profile
 from stores import prepare_models, write_bodies
 
 FULL = {"rounds": 3, "log_rounds": 6, "duration": 10, "warmup": 3,
-        "memory_requests": 10_000,
+        "memory_requests": 10_000, "score_rows": 200_000,
+        "score_memory_rows": 1_000_000,
         "starts": 3, "activations": 4, "cli_activations": 2,
         "profile_requests": 2000}
 QUICK = {"rounds": 2, "log_rounds": 2, "duration": 2, "warmup": 1,
-         "memory_requests": 1_000,
+         "memory_requests": 1_000, "score_rows": 20_000,
+         "score_memory_rows": 50_000,
          "starts": 1, "activations": 2, "cli_activations": 1,
          "profile_requests": 300}
 
@@ -109,6 +115,14 @@ def parse_args(argv=None):
                              "(default 1 and --workers)")
     parser.add_argument("--memory-requests", type=int,
                         help=f"default {FULL['memory_requests']}")
+    parser.add_argument("--score-rows", type=int,
+                        help="homes in the file `housing-api score` is timed on "
+                             f"(default {FULL['score_rows']:,})")
+    parser.add_argument("--score-small-rows", type=int, default=10_000,
+                        help="the small file of the command's memory figure")
+    parser.add_argument("--score-memory-rows", type=int,
+                        help="the large one (default "
+                             f"{FULL['score_memory_rows']:,}; 0: none)")
     parser.add_argument("--memory-workers", default="2,4",
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--starts", type=int, help="timed starts per model")
@@ -216,6 +230,8 @@ def main(argv=None) -> int:
         res["batch"] = {m: bench_batch(args, ctx, m) for m in MODELS}
         say("explanations, in-process")
         res["explain"] = {m: bench_explain(args, ctx, m) for m in MODELS}
+        say("housing-api score")
+        res["scoring"] = bench_scoring(args, ctx)
         say("prediction log")
         res["prediction_log"] = bench_prediction_log(args, ctx)
         say("memory")

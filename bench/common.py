@@ -27,6 +27,10 @@ MIN_BATCH_RATIO = 0.9
 MAX_EXTRA_USS_MB = 15.0
 MAX_READY_S = 3.0
 MAX_ACTIVATION_S = 3.0
+#: housing-api score (issue 19): rows/s against in-process batch predict,
+#: and what 1,000,000 homes may take beyond 10,000.
+MIN_SCORE_RATIO = 0.9
+MAX_SCORE_EXTRA_MB = 100.0
 
 #: Requests that must name the new version in a row, each on a new
 #: connection, before an activation counts as converged.

@@ -48,7 +48,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--version", required=True)
-    parser.add_argument("--bodies", type=Path, required=True)
+    parser.add_argument("--bodies", type=Path,
+                        help="a JSON batch body: its homes are the batch")
+    parser.add_argument("--csv", type=Path,
+                        help="instead, the first --chunk-rows homes of a CSV "
+                             "(what `housing-api score` predicts at a time)")
+    parser.add_argument("--chunk-rows", type=int, default=10_000)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--explain", action="store_true",
                         help="time predict plus the explanations of every home")
@@ -60,8 +65,15 @@ def main(argv=None):
 
     with threadpool_limits(1):
         predictor = ModelStore(args.model_dir, **store_options).load(args.version)
-        body = json.loads(args.bodies.read_text().splitlines()[0])
-        records = HomeSchema(many=True).load(body["instances"])
+        if args.csv:
+            import pandas as pd
+
+            frame = pd.read_csv(args.csv, nrows=args.chunk_rows,
+                                dtype={"zipcode": str})
+            records = HomeSchema(many=True).load(frame.to_dict("records"))
+        else:
+            body = json.loads(args.bodies.read_text().splitlines()[0])
+            records = HomeSchema(many=True).load(body["instances"])
         columns = records_to_columns(records)
         rows = len(records)
         measure(predictor, columns, rows, min(1.0, args.duration), args.explain)

@@ -4,8 +4,8 @@ import report_log
 import report_resources
 from common import (
     CEILING_APP, HELLO, HELLO_APP, LABELS, MAX_ACTIVATION_S, MAX_EXTRA_USS_MB,
-    MAX_P99_RATIO, MAX_PARTS_COST, MAX_READY_S, MB, MIN_BATCH_RATIO,
-    MIN_PREDICT_RATIO, MODELS, say)
+    MAX_P99_RATIO, MAX_PARTS_COST, MAX_READY_S, MAX_SCORE_EXTRA_MB, MB,
+    MIN_BATCH_RATIO, MIN_PREDICT_RATIO, MIN_SCORE_RATIO, MODELS, say)
 from load import COMPILED_OFF, SHADOW, WITHOUT_PARTS
 from report_common import extra_uss, med, met
 
@@ -14,8 +14,8 @@ def report(args, ctx, res: dict) -> str:
     """The run's report, in Markdown: every section, in order."""
     out = []
     for part in (the_run, targets, report_load.parts, report_load.predict,
-                 report_load.batch,
-                 report_load.explanations, report_log.prediction_log,
+                 report_load.batch, report_load.explanations,
+                 report_resources.scoring, report_log.prediction_log,
                  report_resources.memory, report_resources.start_and_activation,
                  report_resources.where_the_time_goes, reproduce):
         out += part(args, ctx, res)
@@ -122,7 +122,8 @@ def targets(args, ctx, res: dict) -> list[str]:
     add("## Targets")
     add("")
     add("Issue 16's, for the production defaults (issue 6's for start-up and "
-        "activation). The ceiling is `bench/ceiling.py` on the service's own "
+        "activation, issue 19's for `housing-api score`). The ceiling is "
+        "`bench/ceiling.py` on the service's own "
         f"Gunicorn configuration; `{HELLO}`, the stricter reference, is given "
         "beside it.")
     add("")
@@ -172,6 +173,22 @@ def targets(args, ctx, res: dict) -> list[str]:
         add(f"| ready in under {MAX_READY_S:g} s, {LABELS[model]} | "
             f"{max(times):.2f} s (slowest of {len(times)} starts) | "
             f"{met(max(times) < MAX_READY_S)} |")
+    for model, scored in res.get("scoring", {}).items():
+        ratio = med(r["command"]["rows_per_s"] / r["in-process"]["rows_per_s"]
+                    for r in scored["rounds"])
+        add(f"| `housing-api score`, {LABELS[model]}: rows/s at least "
+            f"{MIN_SCORE_RATIO:.0%} of in-process batch predict (1 thread) | "
+            f"{ratio:.0%} (median of {len(scored['rounds'])} rounds) | "
+            f"{met(ratio >= MIN_SCORE_RATIO)} |")
+        memory = scored["memory"]
+        if "large" in memory:
+            extra = (memory["large"]["max_rss_kib"]
+                     - memory["small"]["max_rss_kib"]) * 1024
+            add(f"| `housing-api score`, {LABELS[model]}: "
+                f"{memory['large']['rows']:,} homes take at most "
+                f"{MAX_SCORE_EXTRA_MB:g} MB more than "
+                f"{memory['small']['rows']:,} (peak RSS) | {extra / MB:+.1f} MB "
+                f"| {met(extra <= MAX_SCORE_EXTRA_MB * MB)} |")
     admin = [a["seconds"] for a in res["activation"]["admin"]]
     if admin:
         add(f"| an activation converges on every worker in under "

@@ -103,6 +103,46 @@ def _memory_row(label: str, workers, mem: dict) -> str:
             f"{kib_mb(total)} |")
 
 
+def scoring(args, ctx, res: dict) -> list[str]:
+    """housing-api score against in-process predict, and its memory."""
+    found = res.get("scoring")
+    if not found:
+        return []
+    out = []
+    add = out.append
+    add("## Scoring a file (`housing-api score`)")
+    add("")
+    add(f"`bench/scoring.py`: a file of {args.score_rows:,} real homes "
+        "resampled from `kc_house_data.csv`, scored by the command (one "
+        "native thread; its rows/s is its own, from the first read to the "
+        "last write: parsing, validation, estimates, writing) against the "
+        "same version's `predictor.predict` on the file's first 10,000 homes "
+        "in-process (the chunk the command predicts at a time, one native "
+        "thread), in alternation. Peak RSS from `wait4`.")
+    add("")
+    add("| model | in-process rows/s | command rows/s | ratio (median; per round) "
+        "| command wall s |")
+    add("|---|---|---|---|---|")
+    for model, scored in found.items():
+        rounds = scored["rounds"]
+        ratios = [r["command"]["rows_per_s"] / r["in-process"]["rows_per_s"]
+                  for r in rounds]
+        add(f"| {LABELS[model]} | "
+            f"{med(r['in-process']['rows_per_s'] for r in rounds):,.0f} | "
+            f"{med(r['command']['rows_per_s'] for r in rounds):,.0f} | "
+            f"{med(ratios):.2f} (" + ", ".join(f"{x:.2f}" for x in ratios)
+            + f") | {med(r['command']['wall_s'] for r in rounds):.1f} |")
+    add("")
+    add("| model | homes | peak RSS, MB | wall s |")
+    add("|---|---|---|---|")
+    for model, scored in found.items():
+        for run in scored["memory"].values():
+            add(f"| {LABELS[model]} | {run['rows']:,} | "
+                f"{kib_mb(run['max_rss_kib'])} | {run['wall_s']:.1f} |")
+    add("")
+    return out
+
+
 def start_and_activation(args, ctx, res: dict) -> list[str]:
     """Time to ready, where a start goes, and activation times."""
     out = []

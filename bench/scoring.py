@@ -1,0 +1,93 @@
+"""``housing-api score`` against the same version's in-process batch
+predict, and the command's memory for a small and a large file.
+
+The portfolio is real homes resampled from ``kc_house_data.csv`` (the 18
+columns of the future examples). Each round runs the in-process predict
+(``inprocess.py --csv``: the first 10,000 homes, one native thread, the
+chunk the command predicts at a time) and then the command on the whole
+file (one native thread too); the command's rows/s is what it prints, its
+own reading of the rows from the first read to the last write. Memory: the
+peak RSS (``wait4``) of the command scoring the small file and the large one.
+"""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from batch import InProcess
+from common import DATA, MODELS, ROOT, say
+from stores import store_copy
+
+CHUNK_ROWS = 10_000
+
+
+def portfolio(path: Path, rows: int, seed: int = 0) -> Path:
+    """``rows`` homes resampled (with replacement) from the county's sales."""
+    columns = pd.read_csv(DATA / "future_unseen_examples.csv", nrows=0).columns
+    sales = pd.read_csv(DATA / "kc_house_data.csv", dtype={"zipcode": str})
+    sales[list(columns)].sample(rows, replace=True, random_state=seed).to_csv(
+        path, index=False)
+    return path
+
+
+def run_score(store: Path, source: Path, work: Path) -> dict:
+    """``housing-api score`` on ``source``: its rows/s, wall time, peak RSS."""
+    env = {**os.environ, "HOUSING_MODEL_DIR": str(store),
+           "HOUSING_INSTANCE_PATH": str(work / "instance"),
+           "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
+    out = work / f"scored-{source.stem}.csv"
+    cli = str(Path(sys.executable).with_name("housing-api"))
+    started = os.times().elapsed
+    proc = subprocess.Popen([cli, "score", str(source), str(out)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = os.times().elapsed - started
+    match = re.search(r"([\d,]+) estimates in .*\(([\d,]+) rows/s\)", stdout)
+    if proc.returncode or not match:
+        raise RuntimeError(f"housing-api score exited {proc.returncode}: {stdout}")
+    out.unlink()
+    return {"rows": int(match.group(1).replace(",", "")),
+            "rows_per_s": float(match.group(2).replace(",", "")),
+            "wall_s": wall, "max_rss_kib": usage.ru_maxrss}
+
+
+def bench_scoring(args, ctx) -> dict:
+    """Interleaved rounds per model, then the memory of a small and a large run."""
+    work = ctx["work"]
+    big = portfolio(work / "portfolio.csv", args.score_rows)
+    small = portfolio(work / "portfolio-small.csv", args.score_small_rows, seed=1)
+    huge = (portfolio(work / "portfolio-huge.csv", args.score_memory_rows,
+                      seed=2) if args.score_memory_rows else None)
+    results = {}
+    for model in MODELS:
+        store = store_copy(ctx["source"], ctx["versions"], model, work)
+        rounds = []
+        pool = InProcess(args, ctx, model, 1, csv=big, chunk_rows=CHUNK_ROWS)
+        try:
+            for r in range(args.rounds):
+                inproc = pool.run()
+                command = run_score(store, big, work)
+                say(f"  score {model} round {r + 1}/{args.rounds}: in-process "
+                    f"{inproc['rows_per_s']:,.0f} rows/s, command "
+                    f"{command['rows_per_s']:,.0f} rows/s")
+                rounds.append({"in-process": inproc, "command": command})
+        finally:
+            pool.close()
+        memory = {"small": run_score(store, small, work)}
+        if huge is not None:
+            memory["large"] = run_score(store, huge, work)
+        say(f"  score {model} memory: " + ", ".join(
+            f"{m['rows']:,} rows {m['max_rss_kib'] / 1024:.0f} MiB peak RSS"
+            for m in memory.values()))
+        results[model] = {"rounds": rounds, "memory": memory}
+    for path in (big, small, huge):
+        if path is not None:
+            path.unlink()
+    return results
