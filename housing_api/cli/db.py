@@ -23,14 +23,20 @@ def upgrade_command():
     from ..db import migrate
     from ..ops import logs
 
+    from ..ops import progress
+
     settings = config()
     logs.configure(settings["LOG_FORMAT"], settings["LOG_LEVEL"])
     url = settings["DATABASE_URL"]
+    log = logging.getLogger("housing_api.db")
     try:
-        before, after = migrate.upgrade(url)
+        # Each migration as it is applied: a bar on a terminal, else a log line.
+        with progress.shown(emit=lambda line: log.info(line, extra={
+                "database": _safe(url)})):
+            before, after = migrate.upgrade(url)
     except SQLAlchemyError as exc:
         fail(f"cannot migrate {_safe(url)}: {getattr(exc, 'orig', None) or exc}")
-    logging.getLogger("housing_api.db").info(
+    log.info(
         f"database {_safe(url)}: " + (f"at {after}" if before == after
                                       else f"{before or 'empty'} -> {after}"),
         extra={"database": _safe(url), "before": before, "after": after})

@@ -16,6 +16,7 @@ from .context import config, fail, model_store
               help="Fewer folds and learning-curve points (for tests).")
 def evaluate_command(versions, out, quick):
     """Write reports/evaluation.md: every protocol, side by side."""
+    from ..ops import progress
     from ..store import ModelStoreError
     from ..training.evaluation import evaluate_version
     from ..training.report import write_report
@@ -27,13 +28,14 @@ def evaluate_command(versions, out, quick):
     if not versions:
         fail("no stored model version to evaluate; run 'housing-api train'")
     evaluations = []
-    for version in versions:
-        click.echo(f"evaluating {version} ...")
-        try:
-            evaluations.append(evaluate_version(
-                store, version, settings["DATA_DIR"], quick=quick))
-        except ModelStoreError as exc:
-            fail(str(exc))
+    with progress.shown():  # per protocol and fold, on stderr
+        for version in versions:
+            click.echo(f"evaluating {version} ...")
+            try:
+                evaluations.append(evaluate_version(
+                    store, version, settings["DATA_DIR"], quick=quick))
+            except ModelStoreError as exc:
+                fail(str(exc))
     command = "housing-api evaluate" + (" --quick" if quick else "")
     click.echo(f"wrote {write_report(evaluations, out, command)}")
 
@@ -47,10 +49,12 @@ def search_command(out):
     Reads only the training split. Prints the winner; copy it into
     training.boosting.DEFAULT_PARAMS to make it the default.
     """
+    from ..ops import progress
     from ..training.search import search
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    chosen = search(config()["DATA_DIR"], out, echo=click.echo)
+    with progress.shown():  # each trial's line, and the best so far
+        chosen = search(config()["DATA_DIR"], out)
     click.echo(f"DEFAULT_PARAMS = {chosen}")
 
 

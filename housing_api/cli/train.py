@@ -32,11 +32,23 @@ ALGORITHMS = ("lightgbm", "reference")
 def train_command(algorithm, activate, promote_if_better, with_sales,
                   compile_trees, job_id):
     """Train models from the data folder and store each as a new version."""
+    from ..ops import progress
+
     settings = config()
     reported = _reported_sales(settings) if with_sales else None
-    for name in DEFAULT_TRAINING if algorithm == "all" else (algorithm,):
-        _train_one(settings, name, activate, promote_if_better, job_id, reported,
-                   compile_trees)
+    # Each stage's progress on stderr; a job's in its status too.
+    listener = None if not job_id else (lambda state: _job_progress(
+        settings["MODEL_DIR"], job_id, state))
+    with progress.shown(interval=5.0 if job_id else 10.0, listener=listener):
+        for name in DEFAULT_TRAINING if algorithm == "all" else (algorithm,):
+            _train_one(settings, name, activate, promote_if_better, job_id,
+                       reported, compile_trees)
+
+
+def _job_progress(model_dir, job_id, state) -> None:
+    from ..training import jobs
+
+    jobs.update(model_dir, job_id, progress=state)
 
 
 def _compile(store, version, data_dir) -> None:

@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy import text
 
+from ..ops import progress
 from .engine import make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -43,11 +44,25 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
             before = _revision(connection)
             config = alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            pending = _pending(config, before, revision)
+            if pending:
+                with progress.steps(f"migrating the database from "
+                                    f"{before or 'empty'}", total=pending,
+                                    unit="migrations") as bar:
+                    config.attributes["on_version_apply"] = (
+                        lambda step, **kwargs: bar.update(
+                            postfix=f"at {step.up_revision_id}"))
+                    command.upgrade(config, revision)
             connection.commit()
             return before, _revision(connection)
     finally:
         engine.dispose()
+
+
+def _pending(config: Config, before: str | None, revision: str) -> int:
+    """How many migrations lie between ``before`` and ``revision``."""
+    script = ScriptDirectory.from_config(config)
+    return sum(1 for _ in script.iterate_revisions(revision, before))
 
 
 def current(url: str) -> str | None:

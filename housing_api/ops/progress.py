@@ -5,12 +5,15 @@ the output is a file or a pipe (CI logs, ``docker logs``, a job's status),
 there is one line when a step starts, one every ``interval`` seconds while
 it counts, and one when it ends, so logs stay readable.
 
-Code that does the work takes a ``Progress`` (or None) and calls
-``update``; only commands decide where it is shown.
+Code that does the work announces its steps with ``steps(...)``, as it
+would log: nothing is shown unless the command runs it inside ``shown()``
+(the CLI: stderr; a job: its status too, through ``listener``).
 """
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 
 def _terminal(stream) -> bool:
@@ -41,8 +44,13 @@ class Progress:
     def __init__(self, description: str, total: int | None = None,
                  unit: str = "it", stream=None, interval: float = 10.0,
                  listener: Callable[[dict], None] | None = None,
-                 bar: bool | None = None):
+                 bar: bool | None = None,
+                 on_close: Callable[[], None] | None = None,
+                 emit: Callable[[str], None] | None = None):
         self.description, self.total, self.unit = description, total, unit
+        self._on_close = on_close
+        #: Where the lines go instead of ``stream`` (a logger, say).
+        self._emit = emit
         self.stream = sys.stderr if stream is None else stream
         self.interval, self.listener = interval, listener
         self.done = 0
@@ -90,6 +98,9 @@ class Progress:
             self._line(text)
 
     def close(self, failed: bool = False) -> None:
+        if self._on_close is not None:
+            self._on_close()
+            self._on_close = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -129,8 +140,69 @@ class Progress:
                 "seconds": round(time.monotonic() - self.started, 1)}
 
     def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        if self._emit is not None and self._bar is None:
+            self._emit(text)
+        else:
+            print(text, file=self.stream, flush=True)
 
     def _notify(self) -> None:
         if self.listener is not None:
             self.listener(self.state())
+
+
+class Silent:
+    """What ``steps`` gives when no command shows progress: does nothing."""
+
+    done = 0
+
+    def __enter__(self) -> "Silent":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def update(self, n: int = 1, postfix: str | None = None) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def close(self, failed: bool = False) -> None:
+        pass
+
+
+_shown: ContextVar[Callable | None] = ContextVar("housing_progress", default=None)
+
+
+def steps(description: str, total: int | None = None, unit: str = "steps"):
+    """A ``Progress`` for one step of the work, shown as the running
+    command chose (``shown``), or a ``Silent`` one."""
+    make = _shown.get()
+    return Silent() if make is None else make(description, total, unit)
+
+
+@contextmanager
+def shown(stream=None, interval: float = 10.0,
+          listener: Callable[[dict], None] | None = None, depth: int = 1,
+          emit: Callable[[str], None] | None = None):
+    """Show the ``steps`` of the work done inside on ``stream``: those
+    ``depth`` levels deep at most (the steps inside an open step are
+    silent), so that one bar at a time says where the work is. Off a
+    terminal, ``emit`` (a logger's method, say) takes the lines if given."""
+    open_steps = [0]
+
+    def closed():
+        open_steps[0] -= 1
+
+    def make(description, total, unit):
+        if open_steps[0] >= depth:
+            return Silent()
+        open_steps[0] += 1
+        return Progress(description, total, unit, stream=stream,
+                        interval=interval, listener=listener, on_close=closed,
+                        emit=emit)
+    token = _shown.set(make)
+    try:
+        yield
+    finally:
+        _shown.reset(token)

@@ -26,6 +26,7 @@ from ..inference.features.engineered import engineer
 from ..inference.features.engineered_spec import FEATURE_NAMES
 from ..inference.features.neighbours import NeighbourContext
 from ..inference.market import MarketIndex, sale_months
+from ..ops import progress
 from .data import Sales, take
 
 N_FOLDS = 5
@@ -143,6 +144,8 @@ class Recipe:
 
     feature_names: tuple[str, ...]
     params: Mapping[str, Any]
+    #: What progress calls the models of this recipe.
+    label = "booster"
 
     def context(self, data: TrainingData, mask: np.ndarray):
         raise NotImplementedError
@@ -157,6 +160,7 @@ class Neighbourhood(Recipe):
 
     feature_names = FEATURE_NAMES
     params = DEFAULT_PARAMS
+    label = "boosted model"
 
     def context(self, data, mask):
         return data.context(mask)
@@ -261,14 +265,16 @@ def nested_fold_features(
 
 def oof_predictions(
     data: TrainingData, folds: np.ndarray, params: Mapping[str, Any], seed: int,
-    recipe: Recipe = NEIGHBOURHOOD,
+    recipe: Recipe = NEIGHBOURHOOD, done: Callable[[], None] = lambda: None,
 ) -> np.ndarray:
-    """Out-of-fold log-price predictions with fully nested fitted features."""
+    """Out-of-fold log-price predictions with fully nested fitted features;
+    ``done()`` after each fold."""
     pred = np.empty(len(folds))
     for held_out, x_train, x_held in nested_fold_features(data, folds, recipe):
         booster = train_booster(x_train, data.target[~held_out], params, seed,
                                 recipe.feature_names)
         pred[held_out] = booster.predict(x_held) + data.log_sqft[held_out]
+        done()
     return pred
 
 
@@ -302,13 +308,15 @@ HALF_LIFE_MONTHS = 2.0
 FitPredict = Callable[[TrainingData, TrainingData], np.ndarray]
 
 
-def forward_residuals(data: TrainingData, fit_predict: FitPredict
+def forward_residuals(data: TrainingData, fit_predict: FitPredict,
+                      done: Callable[[], None] = lambda: None,
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(log prediction, log residual, weight)`` of sales after an origin.
 
     For each of the last ``N_ORIGINS`` months, a model trained on the sales
     before it estimates the sales from it on, as the service estimates
-    "now": at the latest market level its training data knows.
+    "now": at the latest market level its training data knows. ``done()``
+    after each origin.
     """
     months = np.unique(data.months)
     age = {m: len(months) - 1 - i for i, m in enumerate(months)}
@@ -321,6 +329,7 @@ def forward_residuals(data: TrainingData, fit_predict: FitPredict
         residual.append(data.log_price[after] - log_pred)
         weight.append(0.5 ** (np.array([age[m] for m in data.months[after]])
                               / HALF_LIFE_MONTHS))
+        done()
     return np.concatenate(pred), np.concatenate(residual), np.concatenate(weight)
 
 
@@ -358,16 +367,28 @@ def fit(data: TrainingData, params: Mapping[str, Any] | None = None,
         seed: int = 0, recipe: Recipe = NEIGHBOURHOOD) -> Fit:
     """Fit the booster, its features' context, market index and intervals."""
     params = dict(recipe.params if params is None else params)
+    with progress.steps(f"{recipe.label}: the model, {N_FOLDS} nested folds "
+                        f"and {N_ORIGINS} forward origins for its intervals",
+                        total=1 + N_FOLDS + N_ORIGINS) as bar:
+        return _fit(data, params, seed, recipe, bar)
+
+
+def _fit(data, params, seed, recipe, bar) -> Fit:
     adjusted, market = data.market_adjusted()
     folds = group_folds(adjusted.groups, N_FOLDS, seed)
     x = out_of_fold_features(adjusted, folds, recipe=recipe)
     booster = train_booster(x, adjusted.target, params, seed, recipe.feature_names)
-    oof = oof_predictions(adjusted, folds, params, seed, recipe)
+    bar.update(postfix="model fitted")
+    oof = oof_predictions(adjusted, folds, params, seed, recipe,
+                          done=lambda: bar.update(
+                              postfix=f"fold {bar.done} of {N_FOLDS}"))
     as_of = calibrate(oof, adjusted.log_price - oof, method=(
         "split-conformal on nested out-of-fold log residuals, by predicted-price "
         "quintile"))
     pred, residual, weight = forward_residuals(
-        data, fit_predict_booster(params, seed, recipe))
+        data, fit_predict_booster(params, seed, recipe),
+        done=lambda: bar.update(
+            postfix=f"origin {bar.done - N_FOLDS} of {N_ORIGINS}"))
     now = calibrate(pred, residual, weight, method=(
         f"split-conformal on log residuals of the sales after each of the last "
         f"{N_ORIGINS} months, estimated by a model trained before it, weights "

@@ -13,6 +13,7 @@ from sklearn.model_selection import GroupShuffleSplit, KFold
 
 from ..inference.demographics import Demographics
 from ..inference.market import month_numbers, sale_months
+from ..ops import progress
 from .data import DEMOGRAPHICS_CSV, SPLIT_SEED, Sales, take
 from .metrics import regression_metrics
 from .train import ALGORITHMS
@@ -135,48 +136,65 @@ def evaluate_version(store, version: str, data_dir: Path, quick: bool = False
 
     rng = np.random.default_rng(SPLIT_SEED)
     shuffled = rng.permutation(train)
-    for fraction in (LEARNING_FRACTIONS[::2] if quick else LEARNING_FRACTIONS):
-        if fraction == 1.0:
-            fit_rows, on_holdout, on_train = train, ev.holdout, ev.train
-        else:
-            fit_rows = np.sort(shuffled[: int(fraction * len(train))])
-            on_holdout = refit(fit_rows, holdout)
-            on_train = refit(fit_rows, fit_rows)
-        ev.learning_curve.append({"fraction": fraction, "n": len(fit_rows),
-                                  "train": on_train.metrics,
-                                  "holdout": on_holdout.metrics})
+    fractions = LEARNING_FRACTIONS[::2] if quick else LEARNING_FRACTIONS
+    with progress.steps(f"{version}: learning curve", total=len(fractions),
+                        unit="fractions") as bar:
+        for fraction in fractions:
+            if fraction == 1.0:
+                fit_rows, on_holdout, on_train = train, ev.holdout, ev.train
+            else:
+                fit_rows = np.sort(shuffled[: int(fraction * len(train))])
+                on_holdout = refit(fit_rows, holdout)
+                on_train = refit(fit_rows, fit_rows)
+            ev.learning_curve.append({"fraction": fraction, "n": len(fit_rows),
+                                      "train": on_train.metrics,
+                                      "holdout": on_holdout.metrics})
+            bar.update(postfix=f"{fraction:.0%} of the training split")
 
     everything = np.arange(len(sales.price))
     folds = KFold(2 if quick else 5, shuffle=True, random_state=SPLIT_SEED)
-    ev.cv = [refit(a, b).metrics for a, b in folds.split(everything)]
+    with progress.steps(f"{version}: {folds.n_splits}-fold CV",
+                        total=folds.n_splits, unit="folds") as bar:
+        for a, b in folds.split(everything):
+            ev.cv.append(refit(a, b).metrics)
+            bar.update(postfix=f"MAPE {ev.cv[-1]['mape']:.2%}")
 
     dates = sales.frame["date"].astype(str).str[:8].to_numpy()
     before, after = everything[dates < TIME_CUTOFF], everything[dates >= TIME_CUTOFF]
-    later = refit(before, after, now=True)
+    day = f"{TIME_CUTOFF[:4]}-{TIME_CUTOFF[4:6]}-{TIME_CUTOFF[6:]}"
+    with progress.steps(f"{version}: time split, trained before {day}"):
+        later = refit(before, after, now=True)
     ev.time_split = {"cutoff": TIME_CUTOFF, "n_train": len(before),
                      "n_test": len(after), **later.metrics,
                      "by_third": breakdown(later, price_thirds(later.actual), THIRDS)}
 
     months = sale_months(sales.frame["date"].to_numpy())
-    for cutoff in (ROLLING_CUTOFFS[1::2] if quick else ROLLING_CUTOFFS):
-        scored = refit(everything[months < cutoff], everything[months >= cutoff],
-                       now=True)
-        # Whole months from the cut-off to each sale.
-        ahead = (month_numbers(months[scored.rows])
-                 - month_numbers([cutoff])[0]).astype(int)
-        ev.rolling.append({
-            "cutoff": cutoff, "n_train": int(np.sum(months < cutoff)),
-            **scored.metrics,
-            "by_months_ahead": breakdown(scored, ahead, range(ahead.max() + 1)),
-        })
+    cutoffs = ROLLING_CUTOFFS[1::2] if quick else ROLLING_CUTOFFS
+    with progress.steps(f"{version}: rolling origin", total=len(cutoffs),
+                        unit="cut-offs") as bar:
+        for cutoff in cutoffs:
+            scored = refit(everything[months < cutoff],
+                           everything[months >= cutoff], now=True)
+            # Whole months from the cut-off to each sale.
+            ahead = (month_numbers(months[scored.rows])
+                     - month_numbers([cutoff])[0]).astype(int)
+            ev.rolling.append({
+                "cutoff": cutoff, "n_train": int(np.sum(months < cutoff)),
+                **scored.metrics,
+                "by_months_ahead": breakdown(scored, ahead,
+                                             range(ahead.max() + 1)),
+            })
+            bar.update(postfix=f"cut-off {cutoff}")
 
     ids = sales.frame["id"].to_numpy()
     a, b = next(GroupShuffleSplit(1, test_size=0.25, random_state=SPLIT_SEED)
                 .split(everything, groups=ids))
     assert not set(ids[a]) & set(ids[b])  # nosec B101 - offline report sanity check
+    with progress.steps(f"{version}: split keeping repeat sales together"):
+        grouped = refit(a, b).metrics
     ev.group_split = {"n_train": len(a), "n_test": len(b),
                       "repeat_sales": int(len(ids) - len(np.unique(ids))),
-                      **refit(a, b).metrics}
+                      **grouped}
 
     ev.by_third = breakdown(ev.holdout, price_thirds(ev.holdout.actual), THIRDS)
     ev.by_zipcode_tier = breakdown(

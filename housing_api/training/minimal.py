@@ -43,6 +43,7 @@ class Minimal(Recipe):
 
     feature_names = FEATURE_NAMES
     params = MINIMAL_PARAMS
+    label = "minimal companion"
 
     def context(self, data: TrainingData, mask: np.ndarray) -> ZipcodePrices:
         columns = data.columns

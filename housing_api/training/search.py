@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import boosting
 from ..inference.demographics import Demographics
+from ..ops import progress
+from . import boosting
 from .data import DEMOGRAPHICS_CSV, Sales
 from .metrics import regression_metrics
 
@@ -82,23 +83,34 @@ def score(params, folds, data) -> dict[int, dict[str, list[float]]]:
     return scores
 
 
-def search(data_dir: Path, out: Path, echo=print) -> dict:
-    """Run the search, write every result to ``out``; return the winner."""
+def search(data_dir: Path, out: Path) -> dict:
+    """Run the search, write every result to ``out``; return the winner.
+
+    Each trial's line and the best so far go to its progress (``steps``).
+    """
     data = training_data(data_dir)
     folds = list(boosting.nested_fold_features(
         data, boosting.group_folds(data.groups, boosting.N_FOLDS, SEARCH_SEED)))
     results = []
-    for i, params in enumerate(candidates()):
-        start = time.time()
-        for n, s in score(params, folds, data).items():
-            results.append({"candidate": i, "params": params, "num_boost_round": n,
-                            **{f"{k}_mean": float(np.mean(v)) for k, v in s.items()},
-                            **{f"{k}_std": float(np.std(v)) for k, v in s.items()}})
-        best = min((r for r in results if r["candidate"] == i),
-                   key=lambda r: r["mape_mean"])
-        echo(f"[{i:2d}] {params} n={best['num_boost_round']} "
-             f"R2={best['r2_mean']:.4f}±{best['r2_std']:.4f} "
-             f"MAPE={best['mape_mean']:.4f} ({time.time() - start:.0f} s)")
+    trials = candidates()
+    with progress.steps("hyperparameter search", total=len(trials),
+                        unit="trials") as bar:
+        for i, params in enumerate(trials):
+            start = time.time()
+            for n, s in score(params, folds, data).items():
+                results.append({
+                    "candidate": i, "params": params, "num_boost_round": n,
+                    **{f"{k}_mean": float(np.mean(v)) for k, v in s.items()},
+                    **{f"{k}_std": float(np.std(v)) for k, v in s.items()}})
+            best = min((r for r in results if r["candidate"] == i),
+                       key=lambda r: r["mape_mean"])
+            line = (f"[{i:2d}] {params} n={best['num_boost_round']} "
+                    f"R2={best['r2_mean']:.4f}±{best['r2_std']:.4f} "
+                    f"MAPE={best['mape_mean']:.4f} ({time.time() - start:.0f} s)")
+            so_far = min(results, key=lambda r: r["mape_mean"])
+            bar.note(line)
+            bar.update(postfix=f"best so far: trial {so_far['candidate']}, "
+                               f"MAPE {so_far['mape_mean']:.2%}")
     best = min(results, key=lambda r: r["mape_mean"])
     chosen = {**best["params"], "num_boost_round": best["num_boost_round"]}
     out.write_text(json.dumps({"chosen": chosen, "best": best, "results": results},

@@ -19,6 +19,7 @@ from ..inference.demographics import Demographics
 from ..inference.features import get_feature_set
 from ..inference.market import sale_months
 from ..inference.predictor import Predictor
+from ..ops import progress
 from ..store import DEMOGRAPHICS, ModelStore, check_predictions
 from .data import DEMOGRAPHICS_CSV, SPLIT_SEED, Sales, read_examples, take
 from .metrics import (
@@ -75,9 +76,13 @@ def fit_reference(sales: Sales, demographics: Demographics, rows: np.ndarray,
     feature_set = get_feature_set("reference")
     X = feature_set.transform(take(sales.columns, rows), demographics)
     y = sales.price[rows]
-    model = reference_pipeline().fit(X, y)
-    oof = cross_val_predict(clone(model), X, y,
-                            cv=KFold(5, shuffle=True, random_state=SPLIT_SEED))
+    with progress.steps("reference model: the model, then 5 folds for its "
+                        "interval", total=2) as bar:
+        model = reference_pipeline().fit(X, y)
+        bar.update(postfix="model fitted")
+        oof = cross_val_predict(clone(model), X, y,
+                                cv=KFold(5, shuffle=True, random_state=SPLIT_SEED))
+        bar.update(postfix="folds done")
     metadata = {
         "name": "reference-knn",
         "algorithm": "make_pipeline(RobustScaler(), KNeighborsRegressor())",
@@ -220,12 +225,14 @@ def build_version(data_dir: Path, algorithm: str = "reference",
                                if predictor.market is not None else "")}
 
     train_columns = take(sales.columns, train)
-    if fit.predictor.minimal is not None:
-        fit.metadata["companions"]["minimal"]["metrics"] = holdout_metrics(
-            fit.predictor.minimal)
+    with progress.steps(f"{fit.metadata['name']}: holdout and training metrics"):
+        if fit.predictor.minimal is not None:
+            fit.metadata["companions"]["minimal"]["metrics"] = holdout_metrics(
+                fit.predictor.minimal)
+        measured = holdout_metrics(fit.predictor)
     metadata = {
         **fit.metadata,
-        "metrics": holdout_metrics(fit.predictor),
+        "metrics": measured,
         # What drift is measured against (GET /v1/model/drift).
         # Live estimates are "now": compare them with the same on training.
         "training_distribution": training_distribution(

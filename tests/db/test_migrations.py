@@ -68,9 +68,18 @@ def test_db_commands_say_where_the_schema_is(tmp_path):
     records = [json.loads(line) for line in result.stderr.splitlines()]
     assert records[-1]["message"] == f"database {url}: empty -> {migrate.head()}"
     assert (records[-1]["before"], records[-1]["after"]) == (None, migrate.head())
+    # Its progress as it migrates, in the same lines.
+    steps = [r["message"] for r in records if r["logger"] == "housing_api.db"]
+    count = len(list(migrate.ScriptDirectory.from_config(
+        migrate.alembic_config()).walk_revisions()))
+    assert steps[0] == f"migrating the database from empty: 0 of {count} migrations"
+    assert steps[1].startswith(f"migrating the database from empty: done {count} "
+                               "migrations in ")
+    assert steps[1].endswith(f"; at {migrate.head()}")
     again = runner.invoke(args=["db", "upgrade"])
     assert json.loads(again.stderr.splitlines()[-1])["message"] == (
         f"database {url}: at {migrate.head()}")
+    assert "migrating" not in again.stderr  # nothing to do, nothing shown
     assert migrate.current(url) == migrate.head()
 
 

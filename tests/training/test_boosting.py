@@ -192,19 +192,28 @@ def test_repeat_sales_of_a_house_share_a_fold():
 
 def test_search_picks_the_lowest_cv_mape_and_writes_every_result(tmp_path,
                                                                  monkeypatch):
+    import io
     import json
 
+    from housing_api.ops import progress
     from housing_api.training import search
 
     monkeypatch.setattr(search, "N_RANDOM", 1)
     monkeypatch.setattr(search, "MAX_ROUNDS", 20)
     monkeypatch.setattr(search, "ROUND_STEP", 10)
-    out = tmp_path / "search.json"
-    chosen = search.search(DATA_DIR, out, echo=lambda line: None)
+    out, shown = tmp_path / "search.json", io.StringIO()
+    with progress.shown(stream=shown, interval=0):
+        chosen = search.search(DATA_DIR, out)
     written = json.loads(out.read_text())
     assert len(written["results"]) == 2 * 2  # 2 candidates x 2 round counts
     best = min(written["results"], key=lambda r: r["mape_mean"])
     assert chosen == {**best["params"], "num_boost_round": best["num_boost_round"]}
+    # Each trial's line, then the best so far.
+    lines = shown.getvalue().splitlines()
+    assert lines[0] == "hyperparameter search: 0 of 2 trials"
+    assert [line[:4] for line in lines if line.startswith("[")] == ["[ 0]", "[ 1]"]
+    assert lines[-1].endswith(f"best so far: trial {best['candidate']}, MAPE "
+                              f"{best['mape_mean']:.2%}")
 
 
 def test_lean_and_library_boosters_serve_the_same_prices(boosted_store, homes):

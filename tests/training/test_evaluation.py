@@ -11,7 +11,21 @@ def quick_report(trained_store, tmp_path_factory):
     runner = HousingCliRunner({"MODEL_DIR": trained_store, "DATA_DIR": DATA_DIR})
     result = runner.invoke(args=["evaluate", "--quick", "--out", str(out)])
     assert result.exit_code == 0, result.output
+    (out / "progress.txt").write_text(result.stderr)
     return out
+
+
+def test_progress_names_each_protocol_and_fold(quick_report):
+    lines = (quick_report / "progress.txt").read_text().splitlines()
+    ends = [line.split(": ", 1)[1].split(" in ")[0] for line in lines
+            if ": done" in line]
+    assert ends == ["learning curve: done 2 fractions", "2-fold CV: done 2 folds",
+                    "time split, trained before 2015-01-01: done",
+                    "rolling origin: done 2 cut-offs",
+                    "split keeping repeat sales together: done"]
+    assert all(": done" in line or line.endswith((" ...", " fractions", " folds",
+                                                  " cut-offs"))
+               for line in lines), lines
 
 
 def test_report_states_every_protocol_with_its_numbers(quick_report):

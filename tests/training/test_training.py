@@ -64,6 +64,15 @@ def test_train_command_reports_and_activates(runner, store):
     assert result.exit_code == 0, result.output
     assert "holdout R2 0.7281" in result.output
     assert store.current() != before
+    # Each stage, one line as it starts and one as it ends (not a terminal).
+    fitting = "reference model: the model, then 5 folds for its interval"
+    metrics = "reference-knn: holdout and training metrics"
+    lines = result.stderr.splitlines()
+    assert len(lines) == 4, lines
+    assert lines[0] == f"{fitting}: 0 of 2 steps"
+    assert lines[1].startswith(f"{fitting}: done 2 steps in ")
+    assert lines[2] == f"{metrics} ..."
+    assert lines[3].startswith(f"{metrics}: done in ")
 
 
 def test_lean_and_library_paths_serve_the_same_prices(model_dir, homes):

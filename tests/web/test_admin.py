@@ -363,6 +363,9 @@ def test_training_runs_in_a_job_and_the_gate_decides(client, admin_headers, stor
     assert store.current() == gated["version"]
     assert set(store.list_versions()) == {active, gated["version"], kept["version"]}
     assert gated["finished_at"] and kept["finished_at"]
+    # The last step the job reported: the new version's metrics, finished.
+    assert gated["progress"]["step"] == "reference-knn: holdout and training metrics"
+    assert gated["progress"]["seconds"] >= 0 and gated["progress"]["total"] is None
 
 
 def test_the_gate_refuses_a_worse_model_and_says_why(store):

@@ -10,8 +10,11 @@ from housing_api.db.tables import metadata
 
 def run_migrations_online() -> None:
     connection = context.config.attributes["connection"]
+    # migrate.upgrade's progress, after each migration applied.
+    applied = context.config.attributes.get("on_version_apply")
     context.configure(connection=connection, target_metadata=metadata,
-                      render_as_batch=connection.dialect.name == "sqlite")
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      on_version_apply=[applied] if applied else [])
     with context.begin_transaction():
         context.run_migrations()
 

@@ -53,6 +53,20 @@ class TrainRequestSchema(Schema):
     )
 
 
+class ProgressSchema(Schema):
+    step = fields.String(metadata={"description": "What the job is doing.",
+                                   "example": "boosted model: the model, 5 "
+                                              "nested folds and 4 forward "
+                                              "origins for its intervals"})
+    done = fields.Integer(metadata={"description": "Units of the step done."})
+    total = fields.Integer(allow_none=True, metadata={
+        "description": "Units in the step; null when it is not counted."})
+    unit = fields.String()
+    note = fields.String(allow_none=True, metadata={
+        "description": "The last unit done (a fold, a cut-off...)."})
+    seconds = fields.Float(metadata={"description": "Since the step began."})
+
+
 class JobSchema(Schema):
     id = fields.String()
     state = fields.String(
@@ -65,6 +79,9 @@ class JobSchema(Schema):
     reason = fields.String(allow_none=True)
     created_at = fields.String()
     finished_at = fields.String(allow_none=True)
+    progress = fields.Nested(ProgressSchema, allow_none=True, metadata={
+        "description": "The step running (or the last one), updated every few "
+                       "seconds."})
 
 
 class ModelUploadSchema(UploadSchema):
