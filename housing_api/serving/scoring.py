@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +102,17 @@ def _header(reader) -> list[str]:
     return header
 
 
-def _chunks(reader, size: int) -> Iterator[list[list[str]]]:
-    while chunk := list(islice(reader, size)):
-        yield chunk
+def _chunks(f, size: int) -> Iterator[tuple[str, list]]:
+    """``("lines", lines)`` while the file has no quotes (pandas' C parser
+    reads them), then ``("rows", rows)`` from the csv module: a quoted cell
+    may hold a comma or a line break."""
+    while lines := list(islice(f, size)):
+        if any('"' in line for line in lines):
+            reader = csv.reader(chain(lines, f))
+            while rows := list(islice(reader, size)):
+                yield "rows", rows
+            return
+        yield "lines", lines
 
 
 def csv_cell(name: str, text: str):
@@ -119,42 +127,65 @@ def csv_cell(name: str, text: str):
     return text
 
 
-class _Chunk:
-    """One chunk's rows: the valid homes as columns, and the refused rows."""
+def _numbers(column) -> np.ndarray:
+    """A column as float64, NaN where a cell is not a number."""
+    if column.dtype.kind in "iuf":
+        return column.to_numpy(np.float64)
+    return pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
 
-    def __init__(self, rows: list[list[str]], first: int, header: list[str],
+
+class _Chunk:
+    """One chunk's rows: the valid homes as columns, and the refused rows.
+
+    ``rows`` from the csv module, or ``lines`` (no quotes) that pandas' C
+    parser reads when each has one cell per column; either way a home the
+    column-wise check does not clear is checked alone, from its own cells.
+    """
+
+    def __init__(self, kind: str, data: list, first: int, header: list[str],
                  checks: RowChecks, known):
         width = len(header)
-        shaped = [r for r in rows if len(r) == width]
-        self.errors: list[tuple[int, dict, list[str]]] = []
-        if len(shaped) != len(rows):
-            for i, cells in enumerate(rows):
-                if len(cells) != width:
-                    self.errors.append((first + i, {"_row": [
-                        f"{len(cells)} cells, expected {width}."]}, cells))
-        numbers = [first + i for i, r in enumerate(rows) if len(r) == width]
-        by_name = dict(zip(header, zip(*shaped))) if shaped else {
-            name: () for name in header}
-        columns = {name: pd.to_numeric(np.asarray(by_name[name], dtype=object),
-                                       errors="coerce").astype(np.float64)
-                   for name in NUMERIC_COLUMNS}
-        columns["zipcode"] = np.asarray(by_name["zipcode"], dtype=object)
-        ok = checks.fast_mask(columns) if shaped else np.zeros(0, dtype=bool)
+        if kind == "lines" and all(line.count(",") == width - 1 for line in data):
+            frame = pd.read_csv(io.StringIO("".join(data)), header=None,
+                                names=header, dtype={"zipcode": str},
+                                na_filter=False)
+            numbers = np.arange(first, first + len(data), dtype=np.int64)
+            self.errors = []
+
+            def cells(i):
+                return data[i].rstrip("\r\n").split(",")
+            by_name = {name: frame[name] for name in header}
+        else:
+            rows = data if kind == "rows" else list(csv.reader(data))
+            shaped = [r for r in rows if len(r) == width]
+            self.errors = [(first + i, {"_row": [
+                f"{len(r)} cells, expected {width}."]}, r)
+                for i, r in enumerate(rows) if len(r) != width]
+            numbers = np.asarray([first + i for i, r in enumerate(rows)
+                                  if len(r) == width], dtype=np.int64)
+
+            def cells(i):
+                return shaped[i]
+            by_name = {name: pd.Series(values, dtype=object) for name, values in
+                       zip(header, zip(*shaped))} if shaped else {
+                name: pd.Series([], dtype=object) for name in header}
+        columns = {name: _numbers(by_name[name]) for name in NUMERIC_COLUMNS}
+        columns["zipcode"] = by_name["zipcode"].to_numpy(dtype=object)
+        ok = checks.fast_mask(columns) if len(numbers) else np.zeros(0, bool)
         ok &= np.fromiter((z in known for z in columns["zipcode"]), bool, len(ok))
-        rescued = {}
         for i in np.flatnonzero(~ok):
-            cells = {name: shaped[i][j].strip() for j, name in enumerate(header)}
-            home, errors = checks.load({k: csv_cell(k, v) for k, v in cells.items()})
+            raw = cells(i)
+            typed = {name: csv_cell(name, raw[j].strip())
+                     for j, name in enumerate(header)}
+            home, errors = checks.load(typed)
             if home is None:
-                self.errors.append((numbers[i], errors, shaped[i]))
-            else:
-                rescued[i] = home
-        for i, home in rescued.items():
+                self.errors.append((int(numbers[i]), errors, raw))
+                continue
             for name in NUMERIC_COLUMNS:
                 columns[name][i] = home[name]
             columns["zipcode"][i] = home["zipcode"]
             ok[i] = True
-        self.rows = np.asarray(numbers, dtype=np.int64)[ok]
+        self.rows = numbers[ok]
         self.columns = {name: values[ok] for name, values in columns.items()}
         self.columns["zipcode"] = list(self.columns["zipcode"])
         self.errors.sort(key=lambda e: e[0])
@@ -211,17 +242,16 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
         with open(source, newline="", encoding="utf-8-sig") as f, \
                 open(partial[0], "w", newline="") as result_file, \
                 open(partial[1], "w", newline="") as errors_file:
-            reader = csv.reader(f)
-            header = _header(reader)
+            header = _header(csv.reader([f.readline()]))
             result_file.write(",".join(
                 (*RESULT_COLUMNS, *(EXPLAIN_COLUMNS if explain else ()))) + "\n")
             errors = csv.writer(errors_file, lineterminator="\n")
             errors.writerow(ERROR_COLUMNS)
             order = [header.index(c) for c in CLIENT_COLUMNS]
-            for rows_in in _chunks(reader, chunk_rows):
-                chunk = _Chunk(rows_in, rows + 1, header, checks,
+            for kind, data in _chunks(f, chunk_rows):
+                chunk = _Chunk(kind, data, rows + 1, header, checks,
                                predictor.demographics)
-                rows += len(rows_in)
+                rows += len(data)
                 if len(chunk.rows):
                     result = predictor.predict(chunk.columns)
                     details = (predictor.explain(chunk.columns, result.price)
@@ -237,7 +267,7 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
                     errors.writerow([number, json.dumps(reason), *cells])
                 failed += len(chunk.errors)
                 if progress is not None:
-                    progress.update(len(rows_in), postfix=f"{failed:,} refused"
+                    progress.update(len(data), postfix=f"{failed:,} refused"
                                     if failed else None)
         if rows == 0:
             raise ScoringError("the file has a header but no homes")

@@ -189,3 +189,43 @@ def test_progress_is_one_line_per_step_when_not_on_a_terminal(runner, work):
     assert lines[0].endswith(": 0 of 100 rows")
     assert ": done 100 rows" in lines[-1]
     assert "\r" not in result.stderr
+
+
+def test_cells_are_read_as_exactly_the_numbers_the_api_reads(model_dir, work,
+                                                             monkeypatch):
+    """Every digit counts: each cell is the double Python's float() makes."""
+    import numpy as np
+
+    from housing_api.cli.score import _checks
+    from housing_api.serving import scoring
+    from housing_api.store import ModelStore
+
+    store = ModelStore(model_dir)
+    predictor = store.load(store.current())
+    rng = np.random.default_rng(0)
+    lats = [repr(x) for x in rng.uniform(47.2, 47.8, 2000).tolist()]
+    longs = [f"{x:.17g}" for x in rng.uniform(-122.5, -121.5, 2000)]
+    lines = [GOOD.replace("47.5354", lat).replace("-122.273", long)
+             for lat, long in zip(lats, longs)]
+    seen = []
+    real = predictor.predict
+
+    def predict(columns, months=None):
+        seen.append(columns)
+        return real(columns, months)
+    monkeypatch.setattr(predictor, "predict", predict)
+    scoring.score_csv(predictor, write_csv(work / "homes.csv", lines),
+                      work / "out.csv", _checks(predictor), chunk_rows=500)
+    assert np.concatenate([c["lat"] for c in seen]).tolist() == [
+        float(x) for x in lats]
+    assert np.concatenate([c["long"] for c in seen]).tolist() == [
+        float(x) for x in longs]
+
+
+def test_quoted_cells_are_read_as_csv(runner, work):
+    quoted = ",".join(f'"{cell}"' for cell in GOOD.split(","))
+    source = write_csv(work / "homes.csv", [GOOD, quoted, GOOD])
+    result = runner.invoke(args=["score", str(source), str(work / "out.csv")])
+    assert result.exit_code == 0, result.output
+    prices = {r["prediction"] for r in read(work / "out.csv")}
+    assert len(read(work / "out.csv")) == 3 and len(prices) == 1
