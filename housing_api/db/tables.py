@@ -1,7 +1,8 @@
-"""The tables: every estimate answered, and the sale prices reported for them."""
+"""The tables: every estimate answered, the sale prices reported for them,
+the clients' keys, and the scoring jobs waiting or running."""
 from sqlalchemy import (
-    BigInteger, Column, Date, DateTime, Float, ForeignKey, Index, LargeBinary,
-    MetaData, String, Table, text,
+    BigInteger, Boolean, Column, Date, DateTime, Float, ForeignKey, Index,
+    Integer, LargeBinary, MetaData, String, Table, text,
 )
 
 from ..inference.columns import NUMERIC_COLUMNS
@@ -80,4 +81,41 @@ api_key_usage = Table(
     Column("requests", BigInteger, nullable=False),
     Column("estimates", BigInteger, nullable=False,
            comment="homes priced (a batch counts each home)"),
+)
+
+# Scoring jobs (POST /v1/jobs): the queue the job processes claim from
+# (``jobs.queue``), and each job's state. The files (upload, result,
+# refused rows) live in JOBS_DIR under the job's id.
+scoring_jobs = Table(
+    "scoring_jobs", metadata,
+    Column("id", String(32), primary_key=True, comment="job id (hex)"),
+    Column("owner", String(100), nullable=False,
+           comment="key:<id> or address:<ip>: who may see it"),
+    Column("state", String(16), nullable=False,
+           comment="queued, running, succeeded, failed or cancelled"),
+    Column("version", String(80), nullable=True,
+           comment="the version asked for; null: the active one"),
+    Column("explain", Boolean, nullable=False),
+    Column("upload_bytes", BigInteger, nullable=False),
+    Column("model_version", String(80), nullable=True,
+           comment="the version that made the estimates"),
+    Column("rows_total", BigInteger, nullable=True),
+    Column("rows_done", BigInteger, nullable=False),
+    Column("rows_failed", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False,
+           comment="claims by a job process (a crashed one's lease runs out)"),
+    Column("worker", String(128), nullable=True,
+           comment="the process holding the job (host:pid)"),
+    Column("cancel_requested", Boolean, nullable=False),
+    Column("error", String(2000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=True,
+           comment="the holder's last sign of life: its lease"),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False,
+           comment="the job and its files are deleted after this"),
+    # Claims look for the oldest queued job; a client lists its own.
+    Index("ix_scoring_jobs_state_created", "state", "created_at"),
+    Index("ix_scoring_jobs_owner_created", "owner", "created_at"),
 )

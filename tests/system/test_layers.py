@@ -45,6 +45,13 @@ def test_the_package_keeps_every_contract():
     # serving and training share a layer and stay independent of each other.
     ("serving/uses_training.py", "from ..training import jobs\n", LAYERS,
      "housing_api.serving.uses_training -> housing_api.training"),
+    # The scoring jobs sit below the web layer and above what they run.
+    ("jobs/uses_web.py", "from ..web import schemas\n", LAYERS,
+     "housing_api.jobs.uses_web -> housing_api.web"),
+    ("serving/uses_jobs.py", "from ..jobs import queue\n", LAYERS,
+     "housing_api.serving.uses_jobs -> housing_api.jobs"),
+    ("jobs/uses_flask.py", "from flask import request\n", NO_FLASK,
+     "housing_api.jobs.uses_flask -> flask"),
 ])
 def test_a_module_that_breaks_a_rule_fails_the_lint(tmp_path, module, source,
                                                     broken, reported):
