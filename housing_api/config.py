@@ -20,6 +20,18 @@ MAX_EXPLAINED_ROWS = 1_000
 #: Seconds between checks of ``model/CURRENT`` by the Gunicorn master.
 MODEL_WATCH_INTERVAL = 3.0
 
+#: Scoring jobs (POST /v1/jobs): their files (upload, result, refused rows)
+#: live here, on storage every web and job process shares (empty:
+#: ``instance/jobs``; in Kubernetes, the store's volume).
+JOBS_DIR = ""
+#: Largest CSV a job takes, in bytes (413 above).
+MAX_JOB_UPLOAD_BYTES = 1024 ** 3
+#: Hours a job, its upload and its result are kept after it was submitted.
+JOB_RETENTION_HOURS = 72
+#: Seconds a job process may go without reporting before another one
+#: claims its job again (each chunk of 10,000 homes reports).
+JOB_LEASE_SECONDS = 60
+
 #: Training jobs (POST /admin/models/train) running at once per model store;
 #: each takes a core for up to minutes. More are refused with 409; 0 turns
 #: training through the API off.

@@ -33,6 +33,8 @@ def configured_app(test_config=None) -> Flask:
     _check_database_url(app.config["DATABASE_URL"])
     app.config["PREDICTION_LOG_SPOOL_DIR"] = Path(
         app.config["PREDICTION_LOG_SPOOL_DIR"] or instance / "spool").resolve()
+    app.config["JOBS_DIR"] = Path(app.config["JOBS_DIR"] or instance / "jobs"
+                                  ).resolve()
     return app
 
 

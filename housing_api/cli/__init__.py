@@ -17,6 +17,7 @@ from .rollout import rollout_group
 from .score import score_command
 from .smoke import smoke_command
 from .train import train_command
+from .worker import worker_command
 
 
 @click.group(name="housing-api",
@@ -27,5 +28,5 @@ def main():
 
 for _command in (train_command, smoke_command, models_group, db_group,
                  keys_group, monitor_command, evaluate_command, search_command,
-                 rollout_group, score_command):
+                 rollout_group, score_command, worker_command):
     main.add_command(_command)

@@ -179,6 +179,15 @@ def finish(engine, job_id: str, worker: str, state: str,
     return bool(ended)
 
 
+def release(engine, job_id: str, worker: str) -> bool:
+    """Give ``worker``'s job back to the queue (its process is stopping):
+    the next claim starts it over, without waiting for the lease."""
+    with engine.begin() as connection:
+        return bool(connection.execute(update(jobs).where(_held(job_id, worker))
+                                       .values(state=QUEUED, worker=None,
+                                               heartbeat_at=None)).rowcount)
+
+
 def cancel(engine, job_id: str, owner: str) -> Job | None:
     """Cancel ``owner``'s job: at once if queued; a running one stops at its
     holder's next report. None if there is no such job."""

@@ -86,7 +86,12 @@ def count_rows(path: Path) -> int:
 
 
 def _header(reader) -> list[str]:
-    header = next(reader, None)
+    return check_header(next(reader, None))
+
+
+def check_header(header: list[str] | None) -> list[str]:
+    """The header's column names; ``ScoringError`` unless they are the 18
+    columns of the future examples, in any order."""
     if not header:
         raise ScoringError("the file is empty: it needs the header of "
                            "future_unseen_examples.csv and one row per home")
@@ -221,14 +226,17 @@ def _result_lines(chunk: _Chunk, result, version: str,
 def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
               chunk_rows: int = CHUNK_ROWS, explain: bool = False,
               progress=None,
-              record: Callable[[object, Mapping, object], None] | None = None,
+              record: Callable[[object, "_Chunk", object], None] | None = None,
+              counted: Callable[[int, int], None] | None = None,
               ) -> Summary:
     """Estimate every home of ``source`` with ``predictor`` into ``out``
     (and the refused rows into ``errors_path(out)``); see the module doc.
 
     ``progress`` (an ``ops.progress.Progress``) counts the rows read;
-    ``record(predictor, columns, result)`` is called for every chunk
-    estimated (the prediction log).
+    ``record(predictor, chunk, result)`` is called for every chunk
+    estimated (the prediction log: ``chunk.rows`` are the homes' rows in
+    the file, ``chunk.columns`` their inputs); ``counted(rows, refused)``
+    after every chunk, with the totals so far (a job's status).
     """
     started = time.monotonic()
     out, errors_out = Path(out), errors_path(out)
@@ -259,13 +267,15 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
                     result_file.write(_result_lines(chunk, result,
                                                     predictor.version, details))
                     if record is not None:
-                        record(predictor, chunk.columns, result)
+                        record(predictor, chunk, result)
                     scored += len(chunk.rows)
                 for number, reason, cells in chunk.errors:
                     cells = [cells[j] if j < len(cells) else "" for j in order] \
                         if len(cells) == len(header) else cells
                     errors.writerow([number, json.dumps(reason), *cells])
                 failed += len(chunk.errors)
+                if counted is not None:
+                    counted(rows, failed)
                 if progress is not None:
                     progress.update(len(data), postfix=f"{failed:,} refused"
                                     if failed else None)

@@ -1,10 +1,11 @@
 """The API: flask-smorest bound to the app, with every blueprint registered."""
 from ..extensions import api
 from . import (  # noqa: F401
-    admin, admin_keys, admin_rollout, docs_assets, health, keys, monitoring,
-    predict,
+    admin, admin_keys, admin_rollout, docs_assets, health, jobs, keys,
+    monitoring, predict,
 )
-# (admin_keys and admin_rollout add their routes to admin.blp when imported)
+# (admin_keys and admin_rollout add their routes to admin.blp when imported,
+# jobs its own to predict.blp)
 from .schemas import openapi_property
 
 
@@ -13,7 +14,7 @@ def init_app(app) -> None:
     api.init_app(app)
     docs_assets.init_app(app)
     api.ma_plugin.converter.add_attribute_function(openapi_property)
-    api.register_blueprint(predict.blp)
+    api.register_blueprint(predict.blp)  # with jobs'
     api.register_blueprint(health.blp)
     api.register_blueprint(admin.blp)  # with admin_keys' and admin_rollout's
     api.register_blueprint(monitoring.blp)

@@ -73,7 +73,8 @@ def answering_predictor():
 def check_content_type():
     if request.method != "POST":
         return
-    allowed = (JSON, *CSV_TYPES) if request.endpoint == "predict.Batch" else (JSON,)
+    allowed = {"predict.Batch": (JSON, *CSV_TYPES),
+               "predict.Jobs": CSV_TYPES}.get(request.endpoint, (JSON,))
     if request.mimetype not in allowed:
         abort(415, message=f"Send the body as {' or '.join(allowed)}.")
 

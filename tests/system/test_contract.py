@@ -557,6 +557,55 @@ def _rollout_accepted(apps, monkeypatch):
     return _start_rollout(client, publish_copy(client.store))
 
 
+JOBS = "/v1/jobs"
+J = "/v1/jobs/{job_id}"
+EXAMPLES_CSV = (DATA_DIR / "future_unseen_examples.csv").read_text()
+AS_CSV = {"data": EXAMPLES_CSV, "content_type": "text/csv"}
+
+
+def _submitted(client, **kwargs) -> str:
+    """A job of ``client``'s, queued (no job process runs here)."""
+    return client.post(JOBS, **{**AS_CSV, **kwargs}).get_json()["id"]
+
+
+def _on_job(method, suffix="", finished=False, **config):
+    """A case: ``method`` on a job of its own app's, run to success first
+    when ``finished``."""
+    def case(apps, monkeypatch):
+        client = apps.new("jobs", **config) if config else apps.main
+        job_id = _submitted(client)
+        if finished:
+            from housing_api.cli.score import _checks
+            from housing_api.jobs.files import JobFiles
+            from housing_api.jobs.runner import Runner
+
+            app = client.application
+            runner = Runner(app.extensions["housing_db"].get(), client.store,
+                            JobFiles(app.config["JOBS_DIR"]), _checks)
+            while runner.run_once() is not None:  # every job queued there
+                pass
+        return client.open(f"{JOBS}/{job_id}{suffix}", method=method)
+    return case
+
+
+def _job_key_cases(method, path):
+    return _key_cases(method, path.format(job_id="0" * 32), "sales",
+                      **(AS_CSV if method == "POST" else {}))
+
+
+def _jobs_cases(method, path, ok_status, ok, more=None, no_database=None):
+    url = path.format(job_id="0" * 32)
+    return {
+        **_job_key_cases(method, path),
+        ok_status: ok,
+        429: _twice(lambda c: c.open(url, method=method,
+                                     **(AS_CSV if method == "POST" else {}))),
+        503: no_database or (lambda apps, mp: apps.shared(
+            "no_database", **NO_DATABASE).open(url, method=method)),
+        **(more or {}),
+    }
+
+
 ROLLOUT = "/admin/rollout"
 K = "/admin/keys/{key_id}"
 NEW_KEY = {"name": "contract", "scopes": ["predict"]}
@@ -572,6 +621,35 @@ CASES = {
     ("post", SALES): _sales_cases(),
     ("get", PERFORMANCE): _performance_cases(),
     ("get", DRIFT): _drift_cases(),
+    ("post", JOBS): _jobs_cases(
+        "POST", JOBS, 202, lambda apps, mp: apps.main.post(JOBS, **AS_CSV), {
+            400: lambda apps, mp: apps.main.post(JOBS, data=b"\xff\xfe",
+                                                 content_type="text/csv"),
+            404: lambda apps, mp: apps.main.post(JOBS + "?version=nope",
+                                                 **AS_CSV),
+            413: lambda apps, mp: apps.shared(
+                "small_jobs", MAX_JOB_UPLOAD_BYTES=100).post(JOBS, **AS_CSV),
+            415: lambda apps, mp: apps.main.post(JOBS, json={"instances": []}),
+            422: (lambda apps, mp: apps.main.post(JOBS, data="a,b\n1,2\n",
+                                                  content_type="text/csv"),
+                  lambda apps, mp: apps.main.post(JOBS + "?explain=maybe",
+                                                  **AS_CSV)),
+        }, no_database=lambda apps, mp: apps.no_model.post(JOBS, **AS_CSV)),
+    ("get", JOBS): _jobs_cases("GET", JOBS, 200,
+                               lambda apps, mp: apps.main.get(JOBS)),
+    ("get", J): _jobs_cases("GET", J, 200, _on_job("GET"), {
+        404: lambda apps, mp: apps.main.get(f"{JOBS}/{'0' * 32}")}),
+    ("delete", J): _jobs_cases("DELETE", J, 202, _on_job("DELETE"), {
+        204: _on_job("DELETE", finished=True),
+        404: lambda apps, mp: apps.main.delete(f"{JOBS}/{'0' * 32}")}),
+    ("get", J + "/result"): _jobs_cases("GET", J + "/result", 200, _on_job(
+        "GET", "/result", finished=True), {
+        404: lambda apps, mp: apps.main.get(f"{JOBS}/{'0' * 32}/result"),
+        409: _on_job("GET", "/result")}),
+    ("get", J + "/errors"): _jobs_cases("GET", J + "/errors", 200, _on_job(
+        "GET", "/errors", finished=True), {
+        404: lambda apps, mp: apps.main.get(f"{JOBS}/{'0' * 32}/errors"),
+        409: _on_job("GET", "/errors")}),
     ("get", "/health/live"): _get_cases("/health/live", limited=False,
                                         no_model=False, keyed=False),
     ("get", "/health/ready"): _get_cases("/health/ready", limited=False,
@@ -721,6 +799,7 @@ def test_each_documented_status_is_reached(apps, monkeypatch, method, path,
         response = case(apps, monkeypatch)
         monkeypatch.undo()
         body = response.get_json(silent=True)
+        response.close()  # a streamed file's, too
         assert response.status_code == status, body
         if status >= 400:
             # The one error shape, with the request id of the response.
