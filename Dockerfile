@@ -54,6 +54,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOUSING_DATA_DIR=/app/data \
     HOUSING_DATABASE_URL=sqlite:////app/var/housing.db \
     HOUSING_PREDICTION_LOG_SPOOL_DIR=/app/var/spool \
+    HOUSING_JOBS_DIR=/app/var/jobs \
     GUNICORN_CMD_ARGS="--bind 0.0.0.0:8000"
 
 WORKDIR /app
@@ -63,7 +64,8 @@ WORKDIR /app
 COPY gunicorn.conf.py wsgi.py ./
 COPY deploy/entrypoint.sh deploy/entrypoint.sh
 COPY data ./data
-RUN mkdir -p instance model var/spool && chown app:app model var var/spool
+RUN mkdir -p instance model var/spool var/jobs \
+    && chown app:app model var var/spool var/jobs
 
 USER 10001:10001
 ARG TRAIN_MODEL=true

@@ -59,11 +59,29 @@ logger_class = JsonLogger
 log = logging.getLogger("gunicorn.error")
 
 
+#: The master's job processes (when_ready), stopped in on_exit.
+_job_processes = None
+
+
+def on_exit(server):
+    if _job_processes is not None:
+        _job_processes.stop()
+
+
 def _state(server):
     return server.app.wsgi().extensions["housing"]
 
 
 def when_ready(server):
+    # The scoring jobs' processes (JOB_WORKERS; 0 where a Deployment of
+    # their own runs them), kept running until the master stops.
+    config = server.app.wsgi().config
+    if int(config.get("JOB_WORKERS", 0)) > 0:
+        from housing_api.jobs.processes import JobProcesses
+
+        global _job_processes
+        _job_processes = JobProcesses(config["JOB_WORKERS"])
+        _job_processes.start()
     # Poll the store's pointer, so that a CLI activation or one made by
     # another replica sharing the store rolls this master's workers too.
     interval = float(server.app.wsgi().config["MODEL_WATCH_INTERVAL"])

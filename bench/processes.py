@@ -86,6 +86,10 @@ def server_env(store: Path, tmp: Path, port: int, workers: int,
         # The production limits, raised in value only (the same two limits,
         # the same storage): they are checked on every request, never trip.
         **NEVER_TRIPPING_LIMITS,
+        # The job process the master keeps beside its workers serves no
+        # request (and would count as one here): housing-api score has rows
+        # of its own.
+        "HOUSING_JOB_WORKERS": "0",
     })
     env.update(extra)
     return env

@@ -28,6 +28,9 @@ JOBS_DIR = ""
 MAX_JOB_UPLOAD_BYTES = 1024 ** 3
 #: Hours a job, its upload and its result are kept after it was submitted.
 JOB_RETENTION_HOURS = 72
+#: Job processes (``housing-api worker``) each Gunicorn master keeps running
+#: beside its web workers; 0 where they run on their own (Kubernetes).
+JOB_WORKERS = 1
 #: Seconds a job process may go without reporting before another one
 #: claims its job again (each chunk of 10,000 homes reports).
 JOB_LEASE_SECONDS = 60
