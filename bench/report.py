@@ -63,11 +63,9 @@ def the_run(args, ctx, res: dict) -> list[str]:
         f"`{HELLO}` is `gunicorn -w {args.workers} {HELLO_APP}` with "
         "Gunicorn's own defaults (no body read, no configuration file), in "
         "the same rounds.")
-    add("- Service settings: the production defaults (but for the scoring jobs' "
-        "process Gunicorn keeps beside its workers, `HOUSING_JOB_WORKERS=0`: it "
-        "serves no request, and `housing-api score` is measured on its own), "
-        "with the rate limits raised in value only (the same two limits per "
-        "client, the same `memory://` storage, checked on every request, never tripping; at "
+    add("- Service settings: the production defaults, with the rate limits "
+        "raised in value only (the same two limits per client, the same "
+        "`memory://` storage, checked on every request, never tripping; at "
         "the default 50 requests/s per client they would cap the benchmark, "
         "not measure it). The production default logs one JSON line per "
         "request at INFO (to a file here); `service, rate limits off` is the "
@@ -94,7 +92,10 @@ def the_run(args, ctx, res: dict) -> list[str]:
            if any(v.root for v in ctx["variants"]) else "") + "."
         + ("" if ctx["lean_default"] is None else
            " `HOUSING_LEAN_INFERENCE` is measured both ways; the default is "
-           f"`{str(ctx['lean_default']).lower()}`."))
+           f"`{str(ctx['lean_default']).lower()}`.")
+        + " The scoring jobs' process that Gunicorn keeps beside its workers "
+        "is off (`HOUSING_JOB_WORKERS=0`): it serves no request; "
+        "`housing-api score` has its own section.")
     add(f"- Load: `wrk -t{args.wrk_threads} -c<C> -d{args.duration}s -s "
         "bench/post_rows.lua` for each connection count C "
         f"({', '.join(map(str, args.connections))}), rotating through the 100 rows of "
