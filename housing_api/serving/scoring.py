@@ -19,6 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
@@ -190,10 +191,34 @@ class _Chunk:
                 columns[name][i] = home[name]
             columns["zipcode"][i] = home["zipcode"]
             ok[i] = True
+        #: Rows of the file this chunk read, refused ones included.
+        self.read = len(data)
         self.rows = numbers[ok]
         self.columns = {name: values[ok] for name, values in columns.items()}
         self.columns["zipcode"] = list(self.columns["zipcode"])
         self.errors.sort(key=lambda e: e[0])
+
+
+def _read_ahead(chunks, header, checks, known) -> Iterator[_Chunk]:
+    """The chunks, each read and checked in a thread of its own while the
+    one before is estimated and written (the predict releases the GIL in
+    its native code, as does pandas' parser): one chunk ahead, in order."""
+    first = [1]
+
+    def prepare():
+        item = next(chunks, None)
+        if item is None:
+            return None
+        kind, data = item
+        chunk = _Chunk(kind, data, first[0], header, checks, known)
+        first[0] += len(data)
+        return chunk
+
+    with ThreadPoolExecutor(1, thread_name_prefix="scoring-reader") as reader:
+        ahead = reader.submit(prepare)
+        while (chunk := ahead.result()) is not None:
+            ahead = reader.submit(prepare)
+            yield chunk
 
 
 def _money(values: np.ndarray) -> list[str]:
@@ -256,10 +281,9 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
             errors = csv.writer(errors_file, lineterminator="\n")
             errors.writerow(ERROR_COLUMNS)
             order = [header.index(c) for c in CLIENT_COLUMNS]
-            for kind, data in _chunks(f, chunk_rows):
-                chunk = _Chunk(kind, data, rows + 1, header, checks,
-                               predictor.demographics)
-                rows += len(data)
+            for chunk in _read_ahead(_chunks(f, chunk_rows), header, checks,
+                                     predictor.demographics):
+                rows += chunk.read
                 if len(chunk.rows):
                     result = predictor.predict(chunk.columns)
                     details = (predictor.explain(chunk.columns, result.price)
@@ -277,7 +301,7 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
                 if counted is not None:
                     counted(rows, failed)
                 if progress is not None:
-                    progress.update(len(data), postfix=f"{failed:,} refused"
+                    progress.update(chunk.read, postfix=f"{failed:,} refused"
                                     if failed else None)
         if rows == 0:
             raise ScoringError("the file has a header but no homes")
