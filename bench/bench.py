@@ -158,6 +158,10 @@ def parse_args(argv=None):
     parser.add_argument("--report-from", type=Path, metavar="JSON",
                         help="measure nothing: write the report of a run "
                              "saved with --json-out")
+    parser.add_argument("--rescore", type=Path, metavar="JSON",
+                        help="measure `housing-api score` alone, again, into "
+                             "the run saved in JSON (the report says so), and "
+                             "write the report")
     args = parser.parse_args(argv)
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
@@ -181,8 +185,30 @@ def rerender(args) -> int:
     return 0
 
 
+def rescore(args) -> int:
+    """``housing-api score``'s section measured again, into a saved run."""
+    res = json.loads(args.rescore.read_text())
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    with tempfile.TemporaryDirectory(prefix="bench-") as work:
+        work = Path(work)
+        source, versions, _ = prepare_models(args, work)
+        variants = [Variant(**v) for v in res["context"]["variants"]]
+        res["scoring"] = bench_scoring(args, {
+            "work": work, "source": source, "versions": versions,
+            "variants": variants})
+    res["scoring_run"] = {
+        "command": " ".join(["python", "bench/bench.py", *sys.argv[1:]]),
+        "commit": machine(args.wrk)["commit"], "started": started,
+        "finished": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")}
+    args.rescore.write_text(json.dumps(res, indent=1, default=str))
+    args.report_from = args.rescore
+    return rerender(args)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.rescore:
+        return rescore(args)
     if args.report_from:
         return rerender(args)
     if shutil.which(args.wrk) is None:

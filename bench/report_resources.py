@@ -118,7 +118,13 @@ def scoring(args, ctx, res: dict) -> list[str]:
         "last write: parsing, validation, estimates, writing) against the "
         "same version's `predictor.predict` on the file's first 10,000 homes "
         "in-process (the chunk the command predicts at a time, one native "
-        "thread), in alternation. Peak RSS from `wait4`.")
+        "thread), in alternation. Peak RSS by `bench/peak_rss.py`.")
+    run = res.get("scoring_run")
+    if run:
+        add("")
+        add(f"Measured in a run of its own: `{run['command']}`, commit "
+            f"`{run['commit']}`, {run['started']} to {run['finished']} (UTC), "
+            "on the same machine; the other sections are from the run above.")
     add("")
     add("| model | in-process rows/s | command rows/s | ratio (median; per round) "
         "| command wall s |")

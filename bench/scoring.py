@@ -7,18 +7,21 @@ columns of the future examples). Each round runs the in-process predict
 chunk the command predicts at a time) and then the command on the whole
 file (one native thread too); the command's rows/s is what it prints, its
 own reading of the rows from the first read to the last write. Memory: the
-peak RSS (``wait4``) of the command scoring the small file and the large one.
+peak RSS of the command scoring the small file and the large one
+(``peak_rss.py``).
 """
+import json
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from batch import InProcess
-from common import DATA, MODELS, ROOT, say
+from common import DATA, HERE, MODELS, ROOT, say
 from stores import store_copy
 
 CHUNK_ROWS = 10_000
@@ -40,22 +43,23 @@ def run_score(store: Path, source: Path, work: Path) -> dict:
            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1"}
     out = work / f"scored-{source.stem}.csv"
-    cli = str(Path(sys.executable).with_name("housing-api"))
-    started = os.times().elapsed
-    proc = subprocess.Popen([cli, "score", str(source), str(out)], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = os.times().elapsed - started
-    match = re.search(r"([\d,]+) estimates in .*\(([\d,]+) rows/s\)", stdout)
+    started = time.monotonic()
+    # Through peak_rss.py: its small process forks the command (see there).
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "peak_rss.py"), sys.executable, "-m",
+         "housing_api", "score", str(source), str(out)], cwd=ROOT, env=env,
+        capture_output=True, text=True)
+    wall = time.monotonic() - started
+    match = re.search(r"([\d,]+) estimates in .*\(([\d,]+) rows/s\)",
+                      proc.stdout)
     if proc.returncode or not match:
-        raise RuntimeError(f"housing-api score exited {proc.returncode}: {stdout}")
+        raise RuntimeError(f"housing-api score exited {proc.returncode}: "
+                           f"{proc.stdout} {proc.stderr[-2000:]}")
+    peak = json.loads(proc.stderr.strip().splitlines()[-1])
     out.unlink()
     return {"rows": int(match.group(1).replace(",", "")),
             "rows_per_s": float(match.group(2).replace(",", "")),
-            "wall_s": wall, "max_rss_kib": usage.ru_maxrss}
+            "wall_s": wall, "max_rss_kib": peak["max_rss_kib"]}
 
 
 def bench_scoring(args, ctx) -> dict:
