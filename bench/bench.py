@@ -232,9 +232,12 @@ def main(argv=None) -> int:
         variants, lean_default = service_variants(args, baseline)
         ctx = {"work": work, "source": source, "versions": versions,
                "models_how": how, "single": single, "batch": batch,
-               "rows": rows, "variants": variants, "lean_default": lean_default}
+               "rows": rows, "variants": variants, "lean_default": lean_default,
+               "job_workers": 0}
         res["context"] = {"versions": versions, "models_how": how,
                           "lean_default": lean_default,
+                          # HOUSING_JOB_WORKERS of every server (processes.py)
+                          "job_workers": 0,
                           "variants": [v._asdict() for v in variants]}
         say("start to ready")
         res["ready"], res["startup"] = {}, {}

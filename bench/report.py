@@ -93,9 +93,10 @@ def the_run(args, ctx, res: dict) -> list[str]:
         + ("" if ctx["lean_default"] is None else
            " `HOUSING_LEAN_INFERENCE` is measured both ways; the default is "
            f"`{str(ctx['lean_default']).lower()}`.")
-        + " The scoring jobs' process that Gunicorn keeps beside its workers "
-        "is off (`HOUSING_JOB_WORKERS=0`): it serves no request; "
-        "`housing-api score` has its own section.")
+        + (" The scoring jobs' process that Gunicorn keeps beside its workers "
+           "is off (`HOUSING_JOB_WORKERS=0`): it serves no request; "
+           "`housing-api score` has its own section."
+           if ctx.get("job_workers") == 0 else ""))
     add(f"- Load: `wrk -t{args.wrk_threads} -c<C> -d{args.duration}s -s "
         "bench/post_rows.lua` for each connection count C "
         f"({', '.join(map(str, args.connections))}), rotating through the 100 rows of "
@@ -181,7 +182,7 @@ def targets(args, ctx, res: dict) -> list[str]:
                     for r in scored["rounds"])
         add(f"| `housing-api score`, {LABELS[model]}: rows/s at least "
             f"{MIN_SCORE_RATIO:.0%} of in-process batch predict (1 thread) | "
-            f"{ratio:.0%} (median of {len(scored['rounds'])} rounds) | "
+            f"{ratio:.1%} (median of {len(scored['rounds'])} rounds) | "
             f"{met(ratio >= MIN_SCORE_RATIO)} |")
         memory = scored["memory"]
         if "large" in memory:
