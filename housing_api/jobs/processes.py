@@ -9,7 +9,7 @@ Deployment of its own runs ``housing-api worker``.
 """
 import logging
 import os
-import subprocess
+import subprocess  # nosec B404 - starts our own job command only, see _spawn
 import sys
 import threading
 

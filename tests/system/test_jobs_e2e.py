@@ -28,7 +28,10 @@ def test_a_portfolio_scored_by_a_job_equals_the_command_and_the_api(
     env = {"HOUSING_JOB_WORKERS": "1", "HOUSING_RATELIMIT_ENABLED": "false",
            "HOUSING_JOBS_DIR": str(tmp_path / "jobs")}
     with gunicorn_server(model_dir, env=env) as server:
-        assert len(worker_pids(server.pid)) == 3  # 2 web workers, 1 job process
+        deadline = time.monotonic() + 30
+        while len(worker_pids(server.pid)) < 3:  # 2 web workers, 1 job process
+            assert time.monotonic() < deadline, worker_pids(server.pid)
+            time.sleep(0.1)
         with open(source, "rb") as body:
             sent = requests.post(f"{server.url}/v1/jobs", data=body, timeout=120,
                                  headers={"Content-Type": "text/csv"})
