@@ -59,13 +59,11 @@ logger_class = JsonLogger
 log = logging.getLogger("gunicorn.error")
 
 
-#: The master's job processes (when_ready), stopped in on_exit.
-_job_processes = None
-
-
 def on_exit(server):
-    if _job_processes is not None:
-        _job_processes.stop()
+    # The job processes when_ready started: each gives its job back.
+    processes = getattr(server, "housing_job_processes", None)
+    if processes is not None:
+        processes.stop()
 
 
 def _state(server):
@@ -79,9 +77,10 @@ def when_ready(server):
     if int(config.get("JOB_WORKERS", 0)) > 0:
         from housing_api.jobs.processes import JobProcesses
 
-        global _job_processes
-        _job_processes = JobProcesses(config["JOB_WORKERS"])
-        _job_processes.start()
+        # On the arbiter: a HUP reads this file again, and a module global
+        # would be a new one, forgetting the processes on_exit must stop.
+        server.housing_job_processes = JobProcesses(config["JOB_WORKERS"])
+        server.housing_job_processes.start()
     # Poll the store's pointer, so that a CLI activation or one made by
     # another replica sharing the store rolls this master's workers too.
     interval = float(server.app.wsgi().config["MODEL_WATCH_INTERVAL"])

@@ -2,7 +2,10 @@
 process its master keeps beside the workers; 200,000 real homes."""
 import csv
 import io
+import os
+import signal
 import time
+from pathlib import Path
 
 import pandas as pd
 import requests
@@ -32,6 +35,12 @@ def test_a_portfolio_scored_by_a_job_equals_the_command_and_the_api(
         while len(worker_pids(server.pid)) < 3:  # 2 web workers, 1 job process
             assert time.monotonic() < deadline, worker_pids(server.pid)
             time.sleep(0.1)
+        (job_process,) = [pid for pid in worker_pids(server.pid)
+                          if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        # A reload (an activation, a rollout) keeps the job process...
+        os.kill(server.pid, signal.SIGHUP)
+        time.sleep(3)
+        assert job_process in worker_pids(server.pid)
         with open(source, "rb") as body:
             sent = requests.post(f"{server.url}/v1/jobs", data=body, timeout=120,
                                  headers={"Content-Type": "text/csv"})
@@ -60,4 +69,6 @@ def test_a_portfolio_scored_by_a_job_equals_the_command_and_the_api(
     assert by_job == by_command  # row for row
     assert [float(r["prediction"]) for r in sample] == [
         p["prediction"] for p in batch["predictions"]]
-    assert worker_pids(server.pid) == set()  # the job process stopped too
+    # ... and the master stopped it when it stopped.
+    assert not Path(f"/proc/{job_process}").exists() or Path(
+        f"/proc/{job_process}/stat").read_text().split(") ")[1].startswith("Z")
