@@ -132,7 +132,8 @@ class Runner:
                 predictor, source, self.files.result(job.id),
                 self.checks_for(predictor), chunk_rows=self.chunk_rows,
                 explain=job.explain, record=self._recorder(job),
-                counted=counted)
+                counted=counted,
+                ids=lambda rows: prediction_ids(job.id, rows))
         except ScoringError as exc:
             queue.finish(self.engine, job.id, self.worker, queue.FAILED,
                          error=str(exc))

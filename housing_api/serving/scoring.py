@@ -226,26 +226,81 @@ def _money(values: np.ndarray) -> list[str]:
     return [f"{v:.2f}" for v in values.tolist()]
 
 
-def _result_lines(chunk: _Chunk, result, version: str,
-                  details: Sequence[dict] | None) -> str:
+def _result_lines(rows: np.ndarray, result, version: str,
+                  details: Sequence[dict] | None,
+                  ids: Sequence[str] | None) -> str:
+    """One chunk's result rows, as CSV text (see RESULT_COLUMNS)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     as_of = result.as_of or [""] * len(result.price)
-    rows = zip(chunk.rows.tolist(), _money(result.price), _money(result.lower),
-               _money(result.upper), as_of, result.warnings)
     level = f"{result.level:g}"
-    if details is None:
-        writer.writerows((row, price, lo, hi, level, version, month,
-                          "; ".join(warnings))
-                         for row, price, lo, hi, month, warnings in rows)
-    else:
-        writer.writerows((row, price, lo, hi, level, version, month,
-                          "; ".join(warnings),
-                          json.dumps(detail["explanation"], default=float),
-                          json.dumps(detail["comparables"], default=float))
-                         for (row, price, lo, hi, month, warnings), detail
-                         in zip(rows, details))
+    columns = [rows.tolist(), _money(result.price), _money(result.lower),
+               _money(result.upper), [level] * len(rows), [version] * len(rows),
+               as_of, ["; ".join(w) for w in result.warnings]]
+    if details is not None:
+        columns += [[json.dumps(d["explanation"], default=float) for d in details],
+                    [json.dumps(d["comparables"], default=float) for d in details]]
+    if ids is not None:
+        columns.append(ids)
+    writer.writerows(zip(*columns))
     return out.getvalue()
+
+
+class _Writer:
+    """Formats and writes each chunk's result in a thread of its own, in
+    order, while the next chunk is estimated (at most two waiting)."""
+
+    def __init__(self, file):
+        self.file = file
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="scoring-writer")
+        self._pending = []
+
+    def write(self, *args) -> None:
+        self._pending.append(self._pool.submit(
+            lambda: self.file.write(_result_lines(*args))))
+        while len(self._pending) > 2:
+            self._pending.pop(0).result()
+
+    def finish(self) -> None:
+        """Wait for every write; raise the first one's failure."""
+        while self._pending:
+            self._pending.pop(0).result()
+
+    def close(self) -> None:
+        """Stop the thread (waiting for a write under way, dropping the rest)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _score(f, header, predictor, checks, chunk_rows, explain, writer, errors,
+           progress, record, counted, ids) -> tuple[int, int, int]:
+    """Estimate ``f``'s chunks into ``writer`` and the refused rows into
+    ``errors``; return the rows read, estimated and refused."""
+    rows = scored = failed = 0
+    errors.writerow(ERROR_COLUMNS)
+    order = [header.index(c) for c in CLIENT_COLUMNS]
+    for chunk in _read_ahead(_chunks(f, chunk_rows), header, checks,
+                             predictor.demographics):
+        rows += chunk.read
+        if len(chunk.rows):
+            result = predictor.predict(chunk.columns)
+            details = (predictor.explain(chunk.columns, result.price)
+                       if explain else None)
+            writer.write(chunk.rows, result, predictor.version, details,
+                         ids(chunk.rows) if ids else None)
+            if record is not None:
+                record(predictor, chunk, result)
+            scored += len(chunk.rows)
+        for number, reason, cells in chunk.errors:
+            cells = [cells[j] if j < len(cells) else "" for j in order] \
+                if len(cells) == len(header) else cells
+            errors.writerow([number, json.dumps(reason), *cells])
+        failed += len(chunk.errors)
+        if counted is not None:
+            counted(rows, failed)
+        if progress is not None:
+            progress.update(chunk.read, postfix=f"{failed:,} refused"
+                            if failed else None)
+    return rows, scored, failed
 
 
 def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
@@ -253,6 +308,7 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
               progress=None,
               record: Callable[[object, "_Chunk", object], None] | None = None,
               counted: Callable[[int, int], None] | None = None,
+              ids: Callable[[np.ndarray], Sequence[str]] | None = None,
               ) -> Summary:
     """Estimate every home of ``source`` with ``predictor`` into ``out``
     (and the refused rows into ``errors_path(out)``); see the module doc.
@@ -261,7 +317,9 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
     ``record(predictor, chunk, result)`` is called for every chunk
     estimated (the prediction log: ``chunk.rows`` are the homes' rows in
     the file, ``chunk.columns`` their inputs); ``counted(rows, refused)``
-    after every chunk, with the totals so far (a job's status).
+    after every chunk, with the totals so far (a job's status); with
+    ``ids(rows)``, each estimate's prediction id in a last column,
+    ``prediction_id`` (a job's, as its estimates are logged).
     """
     started = time.monotonic()
     out, errors_out = Path(out), errors_path(out)
@@ -270,39 +328,23 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
                            "score without --explain")
     partial = [out.with_name(f".{out.name}.partial"),
                errors_out.with_name(f".{errors_out.name}.partial")]
-    scored = failed = rows = 0
     try:
         with open(source, newline="", encoding="utf-8-sig") as f, \
                 open(partial[0], "w", newline="") as result_file, \
                 open(partial[1], "w", newline="") as errors_file:
             header = _header(csv.reader([f.readline()]))
             result_file.write(",".join(
-                (*RESULT_COLUMNS, *(EXPLAIN_COLUMNS if explain else ()))) + "\n")
-            errors = csv.writer(errors_file, lineterminator="\n")
-            errors.writerow(ERROR_COLUMNS)
-            order = [header.index(c) for c in CLIENT_COLUMNS]
-            for chunk in _read_ahead(_chunks(f, chunk_rows), header, checks,
-                                     predictor.demographics):
-                rows += chunk.read
-                if len(chunk.rows):
-                    result = predictor.predict(chunk.columns)
-                    details = (predictor.explain(chunk.columns, result.price)
-                               if explain else None)
-                    result_file.write(_result_lines(chunk, result,
-                                                    predictor.version, details))
-                    if record is not None:
-                        record(predictor, chunk, result)
-                    scored += len(chunk.rows)
-                for number, reason, cells in chunk.errors:
-                    cells = [cells[j] if j < len(cells) else "" for j in order] \
-                        if len(cells) == len(header) else cells
-                    errors.writerow([number, json.dumps(reason), *cells])
-                failed += len(chunk.errors)
-                if counted is not None:
-                    counted(rows, failed)
-                if progress is not None:
-                    progress.update(chunk.read, postfix=f"{failed:,} refused"
-                                    if failed else None)
+                (*RESULT_COLUMNS, *(EXPLAIN_COLUMNS if explain else ()),
+                 *(("prediction_id",) if ids else ()))) + "\n")
+            writer = _Writer(result_file)
+            try:
+                rows, scored, failed = _score(
+                    f, header, predictor, checks, chunk_rows, explain, writer,
+                    csv.writer(errors_file, lineterminator="\n"), progress,
+                    record, counted, ids)
+                writer.finish()
+            finally:
+                writer.close()
         if rows == 0:
             raise ScoringError("the file has a header but no homes")
         os.replace(partial[0], out)

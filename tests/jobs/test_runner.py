@@ -80,7 +80,12 @@ def test_a_job_scores_as_the_command_does_and_logs_each_estimate(
 
     HousingCliRunner({"MODEL_DIR": model_dir}).invoke(
         args=["score", str(source), str(tmp_path / "command.csv")])
-    assert read(files.result(job.id)) == read(tmp_path / "command.csv")
+    by_job = read(files.result(job.id))
+    # The command's columns, and each estimate's prediction id (its sale's).
+    assert [{k: v for k, v in r.items() if k != "prediction_id"}
+            for r in by_job] == read(tmp_path / "command.csv")
+    assert [r["prediction_id"] for r in by_job] == prediction_ids(
+        job.id, [int(r["row"]) for r in by_job])
     assert read(files.errors(job.id)) == read(tmp_path / "command.errors.csv")
 
     rows = [int(r["row"]) for r in read(files.result(job.id))]

@@ -66,7 +66,10 @@ def test_a_portfolio_scored_by_a_job_equals_the_command_and_the_api(
         args=["score", str(source), str(tmp_path / "command.csv")])
     with open(tmp_path / "command.csv", newline="") as f:
         by_command = list(csv.DictReader(f))
-    assert by_job == by_command  # row for row
+    # Row for row, the job adding each estimate's prediction id.
+    assert [{k: v for k, v in r.items() if k != "prediction_id"}
+            for r in by_job] == by_command
+    assert all(len(r["prediction_id"]) == 32 for r in by_job)
     assert [float(r["prediction"]) for r in sample] == [
         p["prediction"] for p in batch["predictions"]]
     # ... and the master stopped it when it stopped.

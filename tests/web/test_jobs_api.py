@@ -81,6 +81,12 @@ def test_a_file_is_queued_scored_and_fetched(jobs_app, how):
                         content_type="text/csv").get_json()["predictions"]
     assert [float(r["prediction"]) for r in scored] == [
         p["prediction"] for p in batch]
+    # Each estimate's prediction id: its sale can be reported.
+    sale = {"prediction_id": scored[0]["prediction_id"], "sale_price": 350_000,
+            "sale_date": "2026-12-01"}
+    assert jobs_app.extensions["housing_log"].flush()
+    reported = client.post("/v1/sales", json={"sales": [sale]})
+    assert reported.status_code == 200, reported.get_json()
     refused = rows(fetch(client, status["links"]["errors"])[2])
     assert [r["row"] for r in refused] == ["101"]
 
