@@ -246,34 +246,9 @@ def _result_lines(rows: np.ndarray, result, version: str,
     return out.getvalue()
 
 
-class _Writer:
-    """Formats and writes each chunk's result in a thread of its own, in
-    order, while the next chunk is estimated (at most two waiting)."""
-
-    def __init__(self, file):
-        self.file = file
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="scoring-writer")
-        self._pending = []
-
-    def write(self, *args) -> None:
-        self._pending.append(self._pool.submit(
-            lambda: self.file.write(_result_lines(*args))))
-        while len(self._pending) > 2:
-            self._pending.pop(0).result()
-
-    def finish(self) -> None:
-        """Wait for every write; raise the first one's failure."""
-        while self._pending:
-            self._pending.pop(0).result()
-
-    def close(self) -> None:
-        """Stop the thread (waiting for a write under way, dropping the rest)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _score(f, header, predictor, checks, chunk_rows, explain, writer, errors,
+def _score(f, header, predictor, checks, chunk_rows, explain, out, errors,
            progress, record, counted, ids) -> tuple[int, int, int]:
-    """Estimate ``f``'s chunks into ``writer`` and the refused rows into
+    """Estimate ``f``'s chunks into ``out`` and the refused rows into
     ``errors``; return the rows read, estimated and refused."""
     rows = scored = failed = 0
     errors.writerow(ERROR_COLUMNS)
@@ -285,8 +260,8 @@ def _score(f, header, predictor, checks, chunk_rows, explain, writer, errors,
             result = predictor.predict(chunk.columns)
             details = (predictor.explain(chunk.columns, result.price)
                        if explain else None)
-            writer.write(chunk.rows, result, predictor.version, details,
-                         ids(chunk.rows) if ids else None)
+            out.write(_result_lines(chunk.rows, result, predictor.version,
+                                    details, ids(chunk.rows) if ids else None))
             if record is not None:
                 record(predictor, chunk, result)
             scored += len(chunk.rows)
@@ -336,15 +311,10 @@ def score_csv(predictor, source: Path, out: Path, checks: RowChecks,
             result_file.write(",".join(
                 (*RESULT_COLUMNS, *(EXPLAIN_COLUMNS if explain else ()),
                  *(("prediction_id",) if ids else ()))) + "\n")
-            writer = _Writer(result_file)
-            try:
-                rows, scored, failed = _score(
-                    f, header, predictor, checks, chunk_rows, explain, writer,
-                    csv.writer(errors_file, lineterminator="\n"), progress,
-                    record, counted, ids)
-                writer.finish()
-            finally:
-                writer.close()
+            rows, scored, failed = _score(
+                f, header, predictor, checks, chunk_rows, explain, result_file,
+                csv.writer(errors_file, lineterminator="\n"), progress, record,
+                counted, ids)
         if rows == 0:
             raise ScoringError("the file has a header but no homes")
         os.replace(partial[0], out)
