@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -226,23 +227,30 @@ def _money(values: np.ndarray) -> list[str]:
     return [f"{v:.2f}" for v in values.tolist()]
 
 
+#: Cells that make the csv module quote: a row holding none is joined as is.
+_NEEDS_QUOTES = re.compile(r'[",\r\n]')
+
+
 def _result_lines(rows: np.ndarray, result, version: str,
                   details: Sequence[dict] | None,
                   ids: Sequence[str] | None) -> str:
     """One chunk's result rows, as CSV text (see RESULT_COLUMNS)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    as_of = result.as_of or [""] * len(result.price)
+    n = len(rows)
     level = f"{result.level:g}"
-    columns = [rows.tolist(), _money(result.price), _money(result.lower),
-               _money(result.upper), [level] * len(rows), [version] * len(rows),
-               as_of, ["; ".join(w) for w in result.warnings]]
+    columns = [list(map(str, rows.tolist())), _money(result.price),
+               _money(result.lower), _money(result.upper), [level] * n,
+               [version] * n, result.as_of or [""] * n,
+               ["; ".join(w) for w in result.warnings]]
     if details is not None:
         columns += [[json.dumps(d["explanation"], default=float) for d in details],
                     [json.dumps(d["comparables"], default=float) for d in details]]
     if ids is not None:
-        columns.append(ids)
-    writer.writerows(zip(*columns))
+        columns.append(list(ids))
+    quoted = [i for i in (5, 6, 7) if any(map(_NEEDS_QUOTES.search, columns[i]))]
+    if details is None and not quoted:  # numbers, a version, a month: as they are
+        return "".join(",".join(row) + "\n" for row in zip(*columns))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(zip(*columns))
     return out.getvalue()
 
 
