@@ -11,6 +11,7 @@ def _checks(predictor):
     from marshmallow import ValidationError
 
     from ..serving.scoring import RowChecks
+    from ..web.predict import unknown_zipcode
     from ..web.schemas import HomeSchema
 
     schema = HomeSchema()
@@ -21,9 +22,7 @@ def _checks(predictor):
         except ValidationError as exc:
             return None, exc.messages
         if home["zipcode"] not in predictor.demographics:
-            return None, {"zipcode": [
-                f"Unknown zipcode {home['zipcode']!r}: GET /v1/zipcodes lists "
-                "the zipcodes the service knows."]}
+            return None, {"zipcode": unknown_zipcode(home["zipcode"])}
         return home, None
 
     return RowChecks(fast_mask=schema.fast_mask, load=load)

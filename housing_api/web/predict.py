@@ -79,7 +79,9 @@ def check_content_type():
         abort(415, message=f"Send the body as {' or '.join(allowed)}.")
 
 
-def _unknown_zipcode(zipcode) -> list[str]:
+def unknown_zipcode(zipcode) -> list[str]:
+    """The error of a zipcode with no demographics (the API's and the
+    scoring command's)."""
     return [f"Unknown zipcode {zipcode!r}: GET /v1/zipcodes lists the zipcodes "
             "the service knows."]
 
@@ -87,7 +89,7 @@ def _unknown_zipcode(zipcode) -> list[str]:
 def _reject_unknown_zipcodes(predictor, records, *path, many=True):
     """Answer 422 naming every home whose zipcode has no demographics."""
     known = predictor.demographics
-    errors = {i: {"zipcode": _unknown_zipcode(r["zipcode"])}
+    errors = {i: {"zipcode": unknown_zipcode(r["zipcode"])}
               for i, r in enumerate(records) if r["zipcode"] not in known}
     if errors:
         nested = errors if many else errors[0]
