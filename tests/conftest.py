@@ -55,6 +55,11 @@ def store(model_dir):
 
 
 @pytest.fixture
+def folder_store(model_dir):
+    return ModelStore(model_dir)
+
+
+@pytest.fixture
 def app(model_dir):
     app = create_app({
         "TESTING": True,
@@ -200,3 +205,42 @@ def boosted_client(boosted_store, tmp_path):
     return create_app({"TESTING": True, "MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
                        "ADMIN_TOKENS": TOKEN, "RATELIMIT_ENABLED": False}
                       ).test_client()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server over HTTP, for the session (``buckets``)."""
+    from buckets import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def bucket_url(s3_endpoint, monkeypatch):
+    """``s3://<a new, empty bucket>/models``, this process set up to reach it."""
+    from buckets import new_bucket, s3_env
+
+    for name, value in s3_env(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{new_bucket(s3_endpoint)}/models"
+
+
+@pytest.fixture
+def s3_store(bucket_url, trained_store, tmp_path):
+    """An object store holding the trained version, active."""
+    from housing_api.store import open_store
+    from housing_api.store.copying import copy_versions
+
+    source = ModelStore(trained_store)
+    store = open_store(bucket_url, tmp_path / "cache")
+    copy_versions(source, store)
+    store.activate(source.current())
+    return store
+
+
+@pytest.fixture(params=["folder", "s3"])
+def any_store(request):
+    """A folder store and an object store holding the trained version, in
+    turn: a test that uses it holds for both."""
+    return request.getfixturevalue(f"{request.param}_store")

@@ -1,14 +1,16 @@
 """Model versions for tests, built from the session's trained one."""
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import RobustScaler
 
 from housing_api.formats import dump_skops
-from housing_api.store import DEMOGRAPHICS, METADATA, ModelStore
+from housing_api.store import DEMOGRAPHICS, METADATA, ModelStore, open_store
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -71,3 +73,25 @@ def boosted_payload(rows: int = 3000, rounds: int = 10) -> tuple[dict, dict]:
     files = {**fit.files,
              DEMOGRAPHICS: (DATA_DIR / DEMOGRAPHICS_CSV).read_bytes()}
     return files, fit.metadata
+
+
+#: For a test of how the folder store uses its files: on it alone.
+folder_only = pytest.mark.parametrize("any_store", ["folder"], indirect=True)
+
+
+def reopened(store):
+    """Another store object on the same storage: another process's, or
+    another replica's, view of it (an object store's with its own cache)."""
+    if isinstance(store, ModelStore):
+        return ModelStore(store.root)
+    return open_store(store.location, Path(tempfile.mkdtemp()))
+
+
+def stored_state(store) -> bytes:
+    """The bytes of everything a store keeps besides its versions."""
+    if isinstance(store, ModelStore):
+        return b"|".join(p.read_bytes() if p.exists() else b"-" for p in (
+            store.pointer, store.history_file, store.rollout_file,
+            store.ended_rollout_file))
+    found = store._get(store._key("pointer.json"))
+    return found[0] if found else b"-"

@@ -19,3 +19,12 @@ class ActiveVersionError(ModelStoreError):
 
 class NothingToRollbackError(ModelStoreError):
     """There is no earlier activation to go back to."""
+
+
+class StoreConflictError(ModelStoreError):
+    """Another change won the race for the store's pointer; nothing changed."""
+
+
+class StoreUnavailableError(ModelStoreError, OSError):
+    """The store could not be reached (an object store's bucket, say); what
+    is loaded keeps serving. An ``OSError`` too, as a full disk is."""

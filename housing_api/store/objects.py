@@ -1,0 +1,409 @@
+"""The object store: versions in an S3-compatible bucket, cached on each machine.
+
+Layout under ``s3://<bucket>/<prefix>/``::
+
+    versions/<version>/manifest.json        every file's sha256 and size; last
+    versions/<version>/<upload>/<file>      the files, under their publish's id
+    pointer.json                            active version, history, rollout,
+                                            the last rollout ended, deletions
+
+A publish uploads every file, then creates the manifest with
+``If-None-Match: *``: a version without its manifest does not exist, and of
+two publishes of one name exactly one wins (the other's files sit under
+their own upload id, never mixed with the winner's). ``pointer.json`` is
+created the same way and replaced only with ``If-Match: <etag>`` of the
+copy a change was decided on: a change that lost a race is decided again
+on the winner's pointer, or refused, never written over it. Deleted
+versions stay named in the pointer, so a name never comes back with other
+files (which a machine's cache would not notice).
+
+Each machine keeps the versions it has loaded under ``cache_root``: every
+file downloaded, checked against the manifest's sha256 and size, then the
+folder renamed into place, as the folder store does. Compiled trees are
+made on the machine that serves them (``compiled/`` beside the cache) and
+never uploaded. Credentials, region and endpoint (``AWS_ENDPOINT_URL`` for
+MinIO and other S3-compatible stores) come from the usual AWS settings.
+"""
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+from . import files as folder_files
+from .base import CHANGE_ATTEMPTS, HISTORY_LIMIT, Pointer, VersionStore
+from .errors import (
+    InvalidModelError, ModelStoreError, StoreConflictError, StoreUnavailableError,
+    VersionNotFoundError,
+)
+from .files import FILE_NAME_RE, METADATA, VERSION_RE
+from .rollouts import EndedRollout, Rollout
+
+POINTER = "pointer.json"
+MANIFEST = "manifest.json"
+#: Files of a publish with no manifest after this long were left by a crash.
+STALE_UPLOAD_SECONDS = 3600
+#: Seconds to wait for the bucket before a request counts as failed.
+TIMEOUT_SECONDS = 10.0
+
+
+class _PreconditionFailed(Exception):
+    """The object changed (or exists) since it was read: a lost race."""
+
+
+class ObjectModelStore(VersionStore):
+    """Versions in ``s3://bucket/prefix``; see the module docstring."""
+
+    def __init__(self, url: str, cache_root: Path, lean: bool = True,
+                 compiled: bool = True, timeout: float = TIMEOUT_SECONDS):
+        super().__init__(lean=lean, compiled=compiled)
+        self.bucket, self.prefix = parse_url(url)
+        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        cache_root = Path(cache_root)
+        #: Downloaded versions, each checked before it was moved in.
+        self.cache_dir = cache_root / "cache" / self.bucket / self.prefix
+        self.versions_dir = self.staging_dir = self.cache_dir / "versions"
+        self.compiled_dir = cache_root / "compiled"
+        self.timeout = timeout
+        self._client_lock, self._lock_pid = threading.Lock(), os.getpid()
+        self._client_pid = None
+        self._s3 = None
+
+    # The bucket, through boto3.
+
+    @property
+    def client(self):
+        """This process's S3 client: one made before a fork would share its
+        connections with the parent, so a forked worker makes its own."""
+        if self._client_pid == os.getpid():
+            return self._s3
+        if self._lock_pid != os.getpid():  # one held at the fork stays held
+            self._client_lock, self._lock_pid = threading.Lock(), os.getpid()
+        with self._client_lock:
+            if self._client_pid != os.getpid():
+                import boto3
+                from botocore.config import Config
+
+                self._s3 = boto3.session.Session().client("s3", config=Config(
+                    connect_timeout=min(3.0, self.timeout),
+                    read_timeout=self.timeout,
+                    retries={"mode": "standard", "max_attempts": 3}))
+                self._client_pid = os.getpid()
+            return self._s3
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def _call(self, method: str, **kwargs):
+        """``client.<method>(Bucket=..., **kwargs)``; failures as the store's errors."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (409, 412) or error.get("Code") in (
+                    "PreconditionFailed", "ConditionalRequestConflict"):
+                raise _PreconditionFailed() from exc
+            if error.get("Code") in ("NoSuchKey", "404", "NotFound") or status == 404 \
+                    and error.get("Code") != "NoSuchBucket":
+                raise FileNotFoundError(kwargs.get("Key")) from exc
+            raise StoreUnavailableError(
+                5, f"{self.location}: {error.get('Code')}: "
+                   f"{error.get('Message') or exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailableError(
+                5, f"{self.location} is unreachable: {exc}") from exc
+
+    def _get(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and its ETag, or None if it does not exist."""
+        try:
+            response = self._call("get_object", Key=key)
+        except FileNotFoundError:
+            return None
+        return self._read(response["Body"]), response["ETag"]
+
+    def _read(self, body) -> bytes:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            return body.read()
+        except (BotoCoreError, OSError) as exc:
+            raise StoreUnavailableError(
+                5, f"{self.location}: a download broke off: {exc}") from exc
+
+    def _put(self, key: str, data: bytes, create: bool = False,
+             etag: str | None = None) -> None:
+        conditions = {"IfNoneMatch": "*"} if create else \
+            {"IfMatch": etag} if etag else {}
+        self._call("put_object", Key=key, Body=data, **conditions)
+
+    def _head(self, key: str) -> bool:
+        try:
+            self._call("head_object", Key=key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _objects(self, prefix: str) -> Iterator[dict]:
+        token = {}
+        while True:
+            page = self._call("list_objects_v2", Prefix=prefix, **token)
+            yield from page.get("Contents", [])
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            self._call("delete_objects", Delete={
+                "Objects": [{"Key": k} for k in keys[start:start + 1000]],
+                "Quiet": True})
+
+    # The pointer.
+
+    def _pointer(self) -> Pointer:
+        return self._read_pointer()[0]
+
+    def _read_pointer(self) -> tuple[Pointer, str | None]:
+        found = self._get(self._key(POINTER))
+        if found is None:
+            return Pointer(), None
+        data, etag = found
+        try:
+            fields = json.loads(data)
+            pointer = Pointer(
+                current=fields["current"], history=tuple(fields["history"]),
+                ended=fields["ended"] and EndedRollout.from_json(
+                    json.dumps(fields["ended"]).encode()),
+                deleted=tuple(fields["deleted"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelStoreError(
+                f"{self.location}/{POINTER} is unreadable: {exc!r}") from exc
+        try:
+            rollout = fields["rollout"] and Rollout.from_json(
+                json.dumps(fields["rollout"]).encode())
+            pointer = replace(pointer, rollout=rollout or None)
+        except (ValueError, KeyError, TypeError) as exc:
+            pointer = replace(pointer, damage=(
+                f"the rollout in {self.location}/{POINTER} is unreadable: {exc!r}"))
+        return pointer, etag
+
+    def _change(self, change: Callable[[Pointer], Pointer]) -> Pointer:
+        for attempt in range(CHANGE_ATTEMPTS * 2):
+            old, etag = self._read_pointer()
+            new = change(old)
+            if new == old:
+                return old
+            document = {
+                "current": new.current,
+                "history": list(new.history),
+                "rollout": new.rollout and asdict(new.rollout),
+                "ended": new.ended and asdict(new.ended),
+                "deleted": list(new.deleted[-HISTORY_LIMIT * 10:]),
+            }
+            try:
+                self._put(self._key(POINTER), json.dumps(document).encode(),
+                          create=etag is None, etag=etag)
+                return new
+            except _PreconditionFailed:
+                # Another change won: decide again on what it wrote.
+                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+        raise StoreConflictError(
+            f"{self.location}/{POINTER} kept changing; nothing changed")
+
+    # Versions.
+
+    def _manifest(self, version: str) -> dict:
+        """The version's manifest, checked for shape; VersionNotFoundError."""
+        if not VERSION_RE.match(version):
+            raise VersionNotFoundError(f"no model version {version!r}")
+        found = self._get(self._key("versions", version, MANIFEST))
+        if found is None:
+            raise VersionNotFoundError(f"no model version {version!r}")
+        try:
+            manifest = json.loads(found[0])
+            if manifest["version"] != version or not FILE_NAME_RE.match(
+                    manifest["upload"]) or METADATA not in manifest["files"]:
+                raise ValueError("it names another version, upload or no metadata")
+            for name, entry in manifest["files"].items():
+                if not FILE_NAME_RE.match(name) or len(entry["sha256"]) != 64 \
+                        or int(entry["size"]) < 0:
+                    raise ValueError(f"bad entry for {name!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidModelError(
+                f"the manifest of {version} is unreadable: {exc}") from exc
+        return manifest
+
+    def list_versions(self) -> list[str]:
+        """Return the stored versions (those with a manifest), oldest first."""
+        deleted = set(self._pointer().deleted)
+        suffix = f"/{MANIFEST}"
+        names = (obj["Key"][len(self._key("versions")) + 1:-len(suffix)]
+                 for obj in self._objects(self._key("versions") + "/")
+                 if obj["Key"].endswith(suffix))
+        return sorted(v for v in names
+                      if "/" not in v and VERSION_RE.match(v) and v not in deleted)
+
+    def exists(self, version: str) -> bool:
+        """Return whether ``version`` is stored (its manifest is, and it was
+        not deleted)."""
+        return bool(VERSION_RE.match(version)) \
+            and version not in self._pointer().deleted \
+            and self._head(self._key("versions", version, MANIFEST))
+
+    def path(self, version: str) -> Path:
+        """The local folder of ``version``, downloaded and checked if need be."""
+        if not VERSION_RE.match(version):
+            raise VersionNotFoundError(f"no model version {version!r}")
+        folder = self.versions_dir / version
+        if (folder / METADATA).is_file():
+            return folder
+        return self._download(version)
+
+    def metadata(self, version: str) -> dict:
+        """Return the metadata of ``version`` (checked against its manifest)."""
+        folder = self.versions_dir / version
+        if VERSION_RE.match(version) and (folder / METADATA).is_file():
+            return json.loads((folder / METADATA).read_text())
+        manifest = self._manifest(version)
+        return json.loads(self._file(manifest, METADATA))
+
+    def _file(self, manifest: dict, name: str) -> bytes:
+        """One file of a version, checked against the manifest."""
+        entry = manifest["files"][name]
+        found = self._get(self._key("versions", manifest["version"],
+                                    manifest["upload"], name))
+        if found is None:
+            raise InvalidModelError(
+                f"{manifest['version']}: {name} is missing from {self.location}")
+        data = found[0]
+        if len(data) != int(entry["size"]) \
+                or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise InvalidModelError(f"{manifest['version']}: {name} does not "
+                                    "match its sha256 in the manifest")
+        return data
+
+    def _download(self, version: str) -> Path:
+        manifest = self._manifest(version)
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=self.versions_dir))
+        try:
+            for name in sorted(manifest["files"]):
+                folder_files.write_durably(staging / name,
+                                           self._file(manifest, name))
+            folder_files.fsync_dir(staging)
+            target = self.versions_dir / version
+            try:
+                os.replace(staging, target)
+            except OSError:
+                if not (target / METADATA).is_file():  # not another download's
+                    raise
+            folder_files.fsync_dir(self.versions_dir)
+            return target
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _commit(self, staging: Path, version: str) -> None:
+        manifest_key = self._key("versions", version, MANIFEST)
+        if version in self._pointer().deleted or self._head(manifest_key):
+            raise InvalidModelError(f"version {version!r} already exists")
+        upload = uuid.uuid4().hex
+        files, keys = {}, []
+        try:
+            for path in sorted(staging.iterdir()):
+                data = path.read_bytes()
+                keys.append(self._key("versions", version, upload, path.name))
+                self._put(keys[-1], data)
+                files[path.name] = {"sha256": hashlib.sha256(data).hexdigest(),
+                                    "size": len(data)}
+            manifest = {"version": version, "upload": upload, "files": files,
+                        "published_at": datetime.now(timezone.utc).isoformat(
+                            timespec="seconds")}
+            self._put(manifest_key, json.dumps(manifest, indent=2).encode(),
+                      create=True)
+        except _PreconditionFailed:
+            self._forget(keys)
+            raise InvalidModelError(f"version {version!r} already exists") from None
+        except BaseException:
+            self._forget(keys)
+            raise
+        # This machine has it already: no download on its first load.
+        target = self.versions_dir / version
+        if not target.exists():
+            os.replace(staging, target)
+
+    def _forget(self, keys: list[str]) -> None:
+        """Remove a failed publish's files, if the bucket lets us now."""
+        try:
+            self._delete_keys(keys)
+        except ModelStoreError:
+            pass  # swept by a later publish (STALE_UPLOAD_SECONDS)
+
+    def _sweep(self) -> None:
+        """Remove the files of publishes that crashed before their manifest,
+        and this machine's copies of versions deleted since."""
+        now = datetime.now(timezone.utc)
+        uploads: dict[str, list[dict]] = {}
+        manifests = set()
+        root = self._key("versions") + "/"
+        for obj in self._objects(root):
+            parts = obj["Key"][len(root):].split("/")
+            if parts[-1] == MANIFEST and len(parts) == 2:
+                manifests.add(parts[0])
+            elif len(parts) == 3:
+                uploads.setdefault(parts[0], []).append(obj)
+        stale = [obj["Key"] for version, objects in uploads.items()
+                 if version not in manifests and all(
+                     (now - obj["LastModified"]).total_seconds()
+                     > STALE_UPLOAD_SECONDS for obj in objects)
+                 for obj in objects]
+        if stale:
+            self._delete_keys(stale)
+        kept = manifests - set(self._pointer().deleted)
+        for folder in self.versions_dir.glob("*"):
+            try:
+                old = time.time() - folder.stat().st_mtime > STALE_UPLOAD_SECONDS
+            except FileNotFoundError:
+                continue
+            if (folder.name.startswith(".") and old) or (
+                    not folder.name.startswith(".") and folder.name not in kept):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def delete(self, version: str) -> None:
+        """Remove a version that is not active, nor in a rollout."""
+        if not self.exists(version):
+            raise VersionNotFoundError(f"no model version {version!r}")
+
+        def mark(pointer: Pointer) -> Pointer:
+            self._check_deletable(version, pointer)
+            if version in pointer.deleted:
+                raise VersionNotFoundError(f"no model version {version!r}")
+            return replace(pointer, deleted=(*pointer.deleted, version))
+
+        # Named deleted first: from then on nothing activates it, whatever
+        # another machine decided on an earlier read.
+        self._change(mark)
+        self._delete_keys([obj["Key"] for obj in self._objects(
+            self._key("versions", version) + "/")])
+        shutil.rmtree(self.versions_dir / version, ignore_errors=True)
+        self._prune_compiled()
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` as (bucket, prefix without slashes at its ends)."""
+    parsed = urlparse(str(url))
+    if parsed.scheme != "s3" or not parsed.netloc or parsed.query \
+            or parsed.fragment:
+        raise ValueError(f"{url!r} is not an s3://bucket/prefix URL")
+    return parsed.netloc, parsed.path.strip("/")
