@@ -1,6 +1,6 @@
 #!/bin/sh
 # Start the service the same way everywhere (make serve, the container, CI):
-# train a first model if the store holds none, migrate the database, give
+# train a first model if the folder store holds none, migrate the database, give
 # Prometheus a clean multiprocess folder, then exec Gunicorn so it receives
 # signals directly.
 set -eu
@@ -8,7 +8,11 @@ set -eu
 : "${HOUSING_MODEL_DIR:=model}"
 export HOUSING_MODEL_DIR
 
-if [ -z "$(ls -A "$HOUSING_MODEL_DIR/versions" 2>/dev/null)" ]; then
+# An object store (HOUSING_MODEL_STORE=s3://...) is filled on purpose, by
+# `housing-api models copy` or `housing-api train`, not by every replica
+# that starts: until it holds a version, readiness answers 503.
+if [ -z "${HOUSING_MODEL_STORE:-}" ] \
+        && [ -z "$(ls -A "$HOUSING_MODEL_DIR/versions" 2>/dev/null)" ]; then
     echo "entrypoint: no model version in $HOUSING_MODEL_DIR, training one" >&2
     # The CLI is not a Gunicorn worker: keep its metrics out of the
     # workers' folder (which may not exist yet).

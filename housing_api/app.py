@@ -4,8 +4,8 @@ import logging
 from .monitoring.gauges import LiveGauges
 from .monitoring.rollouts import AbortRule, RolloutGuard
 from .serving import ModelState
-from .settings import configured_app
-from .store import ModelStore, ModelStoreError
+from .settings import configured_app, model_store
+from .store import ModelStoreError
 from .web import (
     access_log, blueprints, keys, limits, metrics, prediction_log, proxies,
     request_ids, security, ui,
@@ -48,8 +48,7 @@ def create_app(test_config=None):
 def serve_active_version(app, service_metrics) -> ModelState:
     """Put the model state in ``app.extensions`` and load CURRENT's version."""
     state = ModelState(
-        ModelStore(app.config["MODEL_DIR"], lean=app.config["LEAN_INFERENCE"],
-                   compiled=app.config["COMPILED_TREES"]),
+        model_store(app.config),
         service_metrics)
     app.extensions["housing"] = state
     try:

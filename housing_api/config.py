@@ -6,8 +6,15 @@ Relative paths are resolved against the working directory when the app is
 created.
 """
 
-#: Model store: ``versions/<version>/``, ``CURRENT``, ``.lock``.
+#: Model store: ``versions/<version>/``, ``CURRENT``, ``.lock``; with an
+#: object store (``MODEL_STORE``), this machine's cache of its versions.
 MODEL_DIR = "model"
+#: Where the versions live: empty for the folder ``MODEL_DIR``, or
+#: ``s3://bucket/prefix`` for an S3-compatible bucket shared by replicas
+#: with no shared disk. Credentials, region and endpoint come from the
+#: usual AWS settings (``AWS_ACCESS_KEY_ID``..., ``AWS_ENDPOINT_URL`` for
+#: MinIO and the like), or the pod's service account.
+MODEL_STORE = ""
 #: The three CSVs (sales, demographics, future examples) used for training.
 DATA_DIR = "data"
 

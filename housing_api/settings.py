@@ -31,11 +31,33 @@ def configured_app(test_config=None) -> Flask:
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = f"sqlite:///{instance.resolve() / 'housing.db'}"
     _check_database_url(app.config["DATABASE_URL"])
+    _check_model_store(app.config["MODEL_STORE"])
     app.config["PREDICTION_LOG_SPOOL_DIR"] = Path(
         app.config["PREDICTION_LOG_SPOOL_DIR"] or instance / "spool").resolve()
     app.config["JOBS_DIR"] = Path(app.config["JOBS_DIR"] or instance / "jobs"
                                   ).resolve()
     return app
+
+
+def model_store(config, **options):
+    """The model store the configuration names, serving as it says."""
+    from .store import open_store
+
+    return open_store(config["MODEL_STORE"], config["MODEL_DIR"],
+                      lean=config["LEAN_INFERENCE"],
+                      compiled=config["COMPILED_TREES"], **options)
+
+
+def _check_model_store(location) -> None:
+    from .store.objects import parse_url
+
+    if location:
+        try:
+            parse_url(location)
+        except ValueError:
+            raise ConfigError(
+                f"HOUSING_MODEL_STORE={location!r}: expected empty (the folder "
+                "HOUSING_MODEL_DIR) or s3://bucket/prefix") from None
 
 
 def _check_database_url(url) -> None:

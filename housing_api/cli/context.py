@@ -14,9 +14,9 @@ def config():
 
 def model_store(config):
     """The model store the configuration names."""
-    from ..store import ModelStore
+    from ..settings import model_store
 
-    return ModelStore(config["MODEL_DIR"])
+    return model_store(config)
 
 
 def fail(message: str):

@@ -1,4 +1,5 @@
-"""``housing-api models``: list, activate, roll back, delete, compile and import."""
+"""``housing-api models``: list, activate, roll back, delete, compile, import
+and copy."""
 from pathlib import Path
 
 import click
@@ -8,7 +9,7 @@ from .context import config, fail, model_store
 
 @click.group("models")
 def models_group():
-    """List, activate, roll back, delete, compile and import model versions."""
+    """List, activate, roll back, delete, compile, import and copy model versions."""
 
 
 @models_group.command("list")
@@ -17,7 +18,7 @@ def list_command():
     store = model_store(config())
     current, previous = store.current(), store.previous()
     if not store.list_versions():
-        click.echo(f"no model versions in {store.root}")
+        click.echo(f"no model versions in {store.location}")
     for version in store.list_versions():
         metrics = store.metadata(version).get("metrics", {}).get("holdout", {})
         mark = "*" if version == current else "^" if version == previous else " "
@@ -79,7 +80,7 @@ def compile_command(version):
     store = model_store(settings)
     version = version or store.current()
     if version is None:
-        fail(f"no active version in {store.root}; name one")
+        fail(f"no active version in {store.location}; name one")
     try:
         compile_version(store, version, settings["DATA_DIR"], echo=click.echo)
     except (ModelStoreError, CompilationUnavailable, OSError) as exc:
@@ -112,3 +113,40 @@ def import_command(pickle_path, features_path, activate):
     except (ModelStoreError, OSError) as exc:
         fail(str(exc))
     click.echo(f"stored {version}" + (" (active)" if activate else ""))
+
+
+@models_group.command("copy")
+@click.option("--from", "source", required=True, metavar="STORE",
+              help="A store's folder, or s3://bucket/prefix.")
+@click.option("--to", "target", required=True, metavar="STORE",
+              help="A store's folder, or s3://bucket/prefix.")
+@click.option("--version", "versions", multiple=True,
+              help="Copy this version only (repeatable; default: every one).")
+@click.option("--activate", is_flag=True,
+              help="Then activate, in the target, the version active in the "
+                   "source.")
+def copy_command(source, target, versions, activate):
+    """Copy versions from one store to another, e.g. from the folder store
+    into a bucket: --from model --to s3://bucket/models.
+
+    Each file is checked against its sha256 on the way, and a version
+    appears in the target whole or not at all; one already there is left
+    as it is. The target's active version changes only with --activate.
+    """
+    from ..store import ModelStoreError, open_store
+    from ..store.copying import copy_versions
+
+    settings = config()
+    try:
+        # An object store's downloads are cached beside this machine's.
+        source_store, target_store = (open_store(where, settings["MODEL_DIR"])
+                                      for where in (source, target))
+        copied = copy_versions(source_store, target_store, versions or None,
+                               echo=click.echo)
+        active = source_store.current()
+        if activate and active is not None:
+            target_store.activate(active)
+    except (ModelStoreError, ValueError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"copied {len(copied)} version(s) to {target_store.location}"
+               + (f"; active: {active}" if activate and active else ""))

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from .context import config, fail
+from .context import config, fail, model_store
 
 
 def _checks(predictor):
@@ -49,11 +49,10 @@ def score_command(source, out, version, explain, chunk_rows):
     """
     from ..ops.progress import Progress
     from ..serving.scoring import ScoringError, count_rows, score_csv
-    from ..store import ModelStore, ModelStoreError
+    from ..store import ModelStoreError
 
     settings = config()
-    store = ModelStore(settings["MODEL_DIR"], lean=settings["LEAN_INFERENCE"],
-                       compiled=settings["COMPILED_TREES"])
+    store = model_store(settings)
     try:
         version = version or store.current()
         if version is None:

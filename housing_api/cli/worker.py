@@ -1,7 +1,7 @@
 """``housing-api worker``: run scoring jobs (POST /v1/jobs) until stopped."""
 import click
 
-from .context import config
+from .context import config, model_store
 
 
 @click.command("worker")
@@ -25,7 +25,6 @@ def worker_command(once, poll):
     from ..jobs.runner import Runner
     from ..monitoring.log import PredictionLog
     from ..ops import logs
-    from ..store import ModelStore
     from .score import _checks
 
     settings = config()
@@ -37,8 +36,7 @@ def worker_command(once, poll):
         flush_interval=settings["PREDICTION_LOG_FLUSH_INTERVAL"],
         buffer_size=settings["PREDICTION_LOG_BUFFER"],
     ) if settings["PREDICTION_LOG"] else None
-    store = ModelStore(settings["MODEL_DIR"], lean=settings["LEAN_INFERENCE"],
-                       compiled=settings["COMPILED_TREES"])
+    store = model_store(settings)
     runner = Runner(engine, store, JobFiles(settings["JOBS_DIR"]), _checks,
                     prediction_log=prediction_log,
                     lease=timedelta(seconds=settings["JOB_LEASE_SECONDS"]))

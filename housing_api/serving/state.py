@@ -3,7 +3,7 @@ import logging
 import os
 import signal
 
-from ..store import ModelStore, ModelStoreError
+from ..store import ModelStoreError, StoreUnavailableError, VersionStore
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ class ModelState:
     forks, so that every worker shares them.
     """
 
-    def __init__(self, store: ModelStore, metrics=None):
+    def __init__(self, store: VersionStore, metrics=None):
         self.store = store
         self.predictor = None
         #: The rollout in progress and its challenger's predictor, or None.
@@ -28,6 +28,10 @@ class ModelState:
         #: Set in each Gunicorn worker to its master's pid (gunicorn.conf.py,
         #: post_fork); None under the Flask dev server or the test client.
         self.master_pid: int | None = None
+        #: Whether the last reload failed because the store was unreachable
+        #: (a bucket outage): the watcher asks again, where it would wait for
+        #: a broken version to be replaced.
+        self.store_unreachable = False
 
     @property
     def version(self) -> str | None:
@@ -74,12 +78,20 @@ class ModelState:
         On failure the loaded model stays and the error propagates; a
         challenger that fails to load is logged, and its rollout not served.
         """
-        changed = self._reload_champion()
-        return self._reload_rollout() or changed
+        try:
+            changed = self._reload_champion()
+            changed = self._reload_rollout() or changed
+        except StoreUnavailableError:
+            self.store_unreachable = True
+            raise
+        self.store_unreachable = False
+        return changed
 
     def _reload_rollout(self) -> bool:
         try:
             rollout = self.store.rollout()
+        except StoreUnavailableError:
+            raise  # unknown, not over: the served rollout stays
         except ModelStoreError as exc:
             log.error("rollout ignored: %s", exc)
             rollout = None
@@ -94,6 +106,8 @@ class ModelState:
         elif rollout is not None:
             try:
                 challenger = self.store.load(rollout.challenger)
+            except StoreUnavailableError:
+                raise
             except Exception:
                 log.exception("the challenger %s does not load; its %s is not "
                               "served", rollout.challenger, rollout.mode)

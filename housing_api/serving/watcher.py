@@ -1,16 +1,19 @@
-"""The Gunicorn master's watch on the store's pointer (``model/CURRENT``)
-and its rollout (``model/ROLLOUT``).
+"""The Gunicorn master's watch on the store's pointer (``model/CURRENT``
+and ``model/ROLLOUT``, or an object store's ``pointer.json``).
 
 A CLI activation or rollout, or one made by another replica sharing the
 store, changes them without signalling this master; the watcher notices
 and asks for a rolling reload. It only reads one small file and sends a signal:
 nothing it does can hold a lock that a forked worker would inherit.
 """
+import logging
 import time
 from collections.abc import Callable
 
 from ..store import ModelStoreError
 from .state import ModelState
+
+log = logging.getLogger(__name__)
 
 
 class PointerWatcher:
@@ -19,6 +22,7 @@ class PointerWatcher:
     def __init__(self, state: ModelState):
         self.state = state
         self._seen = self._signalled = None
+        self._unreachable = False
 
     def poll(self) -> bool:
         """Return whether a reload should be asked for now."""
@@ -26,19 +30,28 @@ class PointerWatcher:
         try:
             pointer = store.current()
             complete = pointer is not None and store.exists(pointer)
-        except OSError:
+            try:
+                rollout = store.rollout()
+            except OSError:
+                raise
+            except ModelStoreError:  # the state logs it on reload
+                rollout = None
+            if rollout is not None:
+                complete = complete and store.exists(rollout.challenger)
+        except OSError as exc:  # unreadable for now (a bucket outage): serve on
+            if not self._unreachable:
+                log.warning("the model store is unreachable (%s); %s serves "
+                            "until it is back", exc, self.state.version)
+            self._unreachable = True
             return False
-        try:
-            rollout = store.rollout()
-        except (OSError, ModelStoreError):  # the state logs it on reload
-            rollout = None
-        if rollout is not None:
-            complete = complete and store.exists(rollout.challenger)
+        if self._unreachable:
+            log.info("the model store is reachable again")
+            self._unreachable = False
         target = (pointer, rollout.key if rollout else None)
         if pointer is None or target == (self.state.version,
                                          self.state.rollout_key):
             self._seen = self._signalled = None
-        elif target == self._signalled:
+        elif target == self._signalled and not self.state.store_unreachable:
             # Signalled once and still not loaded: the version is broken
             # (on_reload logged why). Wait for the pointer to move again.
             pass
@@ -56,5 +69,10 @@ class PointerWatcher:
         """Poll every ``interval`` seconds, forever, calling ``reload`` when due."""
         while True:
             time.sleep(interval)
-            if self.poll():
+            try:
+                due = self.poll()
+            except Exception:  # the watch must outlive any one poll
+                log.exception("the model watcher's poll failed")
+                continue
+            if due:
                 reload()

@@ -12,19 +12,19 @@ from pathlib import Path
 import numpy as np
 
 from ..inference.lean.compiled import compile_trees
-from ..store import ModelStore
+from ..store import VersionStore, load_version
 from .data import Sales, read_examples
 
 
-def check_rows(store: ModelStore, version: str, data_dir: Path) -> np.ndarray:
+def check_rows(store: VersionStore, version: str, data_dir: Path) -> np.ndarray:
     """The feature rows of every sale and future example in ``data_dir``."""
-    predictor = ModelStore(store.root, lean=False).load(version)
+    predictor = load_version(store.path(version), version, lean=False)
     sales = Sales.read(data_dir).columns
     examples = read_examples(data_dir)
     return np.vstack([predictor.features(sales), predictor.features(examples)])
 
 
-def compile_version(store: ModelStore, version: str, data_dir: Path,
+def compile_version(store: VersionStore, version: str, data_dir: Path,
                     echo=print) -> Path:
     """Compile ``version``'s trees into the store, unless they are there."""
     out = store.compiled_object(version)

@@ -13,14 +13,14 @@ import numpy as np
 from .. import formats
 from ..inference.demographics import Demographics
 from ..inference.features import get_feature_set
-from ..store import DEMOGRAPHICS, InvalidModelError, ModelStore, check_predictions
+from ..store import DEMOGRAPHICS, InvalidModelError, VersionStore, check_predictions
 from .data import DEMOGRAPHICS_CSV, Sales, read_examples, take
 from .metrics import calibrate_interval, input_ranges, regression_metrics
 from .train import library_versions
 
 
 def import_pickle(pickle_path: Path, features_path: Path, data_dir: Path,
-                  store: ModelStore) -> str:
+                  store: VersionStore) -> str:
     """Store the pickled estimator as a new (inactive) version."""
     try:
         with open(pickle_path, "rb") as f:

@@ -86,20 +86,23 @@ def _claim_slot(model_dir: Path, max_jobs: int) -> int:
 
 
 def start_training(model_dir: Path, data_dir: Path, algorithm: str,
-                   activate: bool, max_jobs: int = 2) -> dict:
+                   activate: bool, max_jobs: int = 2, model_store: str = "") -> dict:
     """Start ``housing-api train`` as a child process; return the new job.
+
+    Its files stay in ``model_dir``; the version goes to ``model_store``
+    (empty: the folder store ``model_dir``).
 
     Raise :class:`TooManyJobsError` when ``max_jobs`` jobs are running.
     """
     slot = _claim_slot(model_dir, max_jobs)
     try:
-        return _start(model_dir, data_dir, algorithm, activate, slot)
+        return _start(model_dir, data_dir, algorithm, activate, slot, model_store)
     finally:
         os.close(slot)  # the child holds the slot's lock from here on
 
 
 def _start(model_dir: Path, data_dir: Path, algorithm: str, activate: bool,
-           slot: int) -> dict:
+           slot: int, model_store: str) -> dict:
     job_id = uuid.uuid4().hex
     job = update(model_dir, job_id, id=job_id, state="queued", algorithm=algorithm,
                  activate=activate, version=None, promoted=None, reason=None,
@@ -110,7 +113,7 @@ def _start(model_dir: Path, data_dir: Path, algorithm: str, activate: bool,
                "--promote-if-better" if activate else "--no-activate"]
     env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
     env.update(HOUSING_MODEL_DIR=str(model_dir), HOUSING_DATA_DIR=str(data_dir),
-               OMP_NUM_THREADS="1")
+               HOUSING_MODEL_STORE=str(model_store or ""), OMP_NUM_THREADS="1")
     log = open(_path(model_dir, job_id).with_suffix(".log"), "wb")
     with log:
         # Fixed argv, no shell: our interpreter and CLI, a validated algorithm.

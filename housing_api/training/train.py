@@ -20,7 +20,7 @@ from ..inference.features import get_feature_set
 from ..inference.market import sale_months
 from ..inference.predictor import Predictor
 from ..ops import progress
-from ..store import DEMOGRAPHICS, ModelStore, check_predictions
+from ..store import DEMOGRAPHICS, VersionStore, check_predictions
 from .data import DEMOGRAPHICS_CSV, SPLIT_SEED, Sales, read_examples, take
 from .metrics import (
     calibrate_interval, input_ranges, regression_metrics, training_distribution,
@@ -245,7 +245,7 @@ def build_version(data_dir: Path, algorithm: str = "reference",
     return files, metadata
 
 
-def train_version(data_dir: Path, store: ModelStore, algorithm: str = "reference",
+def train_version(data_dir: Path, store: VersionStore, algorithm: str = "reference",
                   reported: dict | None = None) -> tuple[str, dict]:
     """Train ``algorithm`` and store it as a new, inactive version."""
     files, metadata = build_version(data_dir, algorithm, reported)
@@ -254,7 +254,7 @@ def train_version(data_dir: Path, store: ModelStore, algorithm: str = "reference
     return version, store.metadata(version)
 
 
-def promotion_decision(store: ModelStore, metadata: dict) -> tuple[bool, str]:
+def promotion_decision(store: VersionStore, metadata: dict) -> tuple[bool, str]:
     """Promote only if holdout R2 and MAPE are no worse than the active's."""
     current = store.current()
     if current is None:

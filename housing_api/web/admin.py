@@ -11,9 +11,11 @@ from .. import formats
 from ..inference.features import UnknownFeatureSetError, get_feature_set
 from ..store import (
     DEMOGRAPHICS, ActiveVersionError, InvalidModelError, NothingToRollbackError,
-    VersionNotFoundError, check_predictions,
+    StoreConflictError, StoreUnavailableError, VersionNotFoundError,
+    check_predictions,
 )
 from ..training import jobs
+from .api import UNREACHABLE
 from ..training.data import DEMOGRAPHICS_CSV, read_examples
 from . import keys
 from .api import Blueprint
@@ -98,6 +100,10 @@ def _store_errors(exc):
         abort(404, message=str(exc))
     if isinstance(exc, (ActiveVersionError, NothingToRollbackError)):
         abort(409, message=str(exc))
+    if isinstance(exc, StoreUnavailableError):
+        abort(503, message=UNREACHABLE.format(exc.strerror))
+    if isinstance(exc, StoreConflictError):  # busy: lost every race it ran
+        abort(503, message=f"{exc}; try again.")
     if isinstance(exc, OSError):
         abort(503, message=f"The model store could not be written "
                            f"({exc.strerror or exc}); try again once it has "
@@ -232,7 +238,8 @@ class ModelVersion(MethodView):
         """Delete a stored version that is not active"""
         try:
             _state().store.delete(version)
-        except (VersionNotFoundError, ActiveVersionError, OSError) as exc:
+        except (VersionNotFoundError, ActiveVersionError, StoreConflictError,
+                OSError) as exc:
             _store_errors(exc)
 
 
@@ -255,7 +262,8 @@ class Activate(MethodView):
         """Make a stored version the active one (rolling reload)"""
         try:
             _state().store.activate(version)
-        except (VersionNotFoundError, InvalidModelError, OSError) as exc:
+        except (VersionNotFoundError, InvalidModelError, StoreConflictError,
+                OSError) as exc:
             _store_errors(exc)
         return _activated(version)
 
@@ -276,7 +284,8 @@ class Rollback(MethodView):
         """
         try:
             version = _state().store.rollback()
-        except (NothingToRollbackError, InvalidModelError, OSError) as exc:
+        except (NothingToRollbackError, InvalidModelError, StoreConflictError,
+                OSError) as exc:
             _store_errors(exc)
         return _activated(version)
 
@@ -305,7 +314,8 @@ class Train(MethodView):
         try:
             job = jobs.start_training(config["MODEL_DIR"], config["DATA_DIR"],
                                       args["algorithm"], args["activate"],
-                                      int(config["MAX_TRAINING_JOBS"]))
+                                      int(config["MAX_TRAINING_JOBS"]),
+                                      config["MODEL_STORE"])
         except jobs.TooManyJobsError as exc:
             abort(409, message=str(exc))
         except OSError as exc:

@@ -7,8 +7,11 @@ from flask_smorest import abort
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..monitoring.rollouts import AbortRule, judge
-from ..store import InvalidModelError, RolloutError, VersionNotFoundError
+from ..store import (
+    InvalidModelError, RolloutError, StoreUnavailableError, VersionNotFoundError,
+)
 from .admin import SECURITY, UNWRITABLE, blp
+from .api import UNREACHABLE
 from .schemas import (
     RolloutRequestSchema, RolloutShareSchema, RolloutStartedSchema,
     RolloutStatusSchema,
@@ -40,6 +43,8 @@ def _refused(exc):
         abort(404, message=str(exc))
     if isinstance(exc, RolloutError):
         abort(409, message=str(exc))
+    if isinstance(exc, StoreUnavailableError):
+        abort(503, message=UNREACHABLE.format(exc.strerror))
     if isinstance(exc, OSError):
         abort(503, message=UNWRITABLE)
     abort(422, message=f"The challenger was refused: {exc}")

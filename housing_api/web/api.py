@@ -8,6 +8,9 @@ from flask import current_app, g
 from flask_smorest import abort
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import ServiceUnavailable
+
+from ..store import StoreUnavailableError
 
 
 class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
@@ -41,6 +44,20 @@ class Api(flask_smorest.Api):
             current_app.extensions["housing_metrics"].observe_rejection(
                 payload.get("errors"))
         return payload, code, headers
+
+
+#: The 503 of any request that needed the model store while it was out of
+#: reach (an object store's bucket); what is loaded goes on serving.
+UNREACHABLE = ("The model store is unreachable ({}); nothing changed. Try "
+               "again once it is back.")
+
+
+def store_unreachable(exc: StoreUnavailableError):
+    """A 503 in the common shape, for a request the store failed."""
+    from .. import extensions
+
+    return extensions.api.handle_http_exception(
+        ServiceUnavailable(UNREACHABLE.format(exc.strerror)))
 
 
 class Parser(FlaskParser):

@@ -6,12 +6,15 @@ from . import (  # noqa: F401
 )
 # (admin_keys and admin_rollout add their routes to admin.blp when imported,
 # jobs its own to predict.blp)
+from ..store import StoreUnavailableError
+from .api import store_unreachable
 from .schemas import openapi_property
 
 
 def init_app(app) -> None:
     """Bind ``api`` to ``app`` and register every blueprint."""
     api.init_app(app)
+    app.register_error_handler(StoreUnavailableError, store_unreachable)
     docs_assets.init_app(app)
     api.ma_plugin.converter.add_attribute_function(openapi_property)
     api.register_blueprint(predict.blp)  # with jobs'
