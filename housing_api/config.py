@@ -29,8 +29,13 @@ MODEL_WATCH_INTERVAL = 3.0
 
 #: Scoring jobs (POST /v1/jobs): their files (upload, result, refused rows)
 #: live here, on storage every web and job process shares (empty:
-#: ``instance/jobs``; in Kubernetes, the store's volume).
+#: ``instance/jobs``; in Kubernetes, the store's volume, or
+#: ``s3://bucket/prefix`` beside an object store).
 JOBS_DIR = ""
+#: With ``JOBS_DIR`` in a bucket (``s3://bucket/prefix``, where replicas
+#: share no disk), the local folder a job process works in (empty:
+#: ``instance/jobs-scratch``): room for an upload and its result.
+JOBS_SCRATCH_DIR = ""
 #: Largest CSV a job takes, in bytes (413 above).
 MAX_JOB_UPLOAD_BYTES = 1024 ** 3
 #: Hours a job, its upload and its result are kept after it was submitted.

@@ -31,11 +31,18 @@ def configured_app(test_config=None) -> Flask:
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = f"sqlite:///{instance.resolve() / 'housing.db'}"
     _check_database_url(app.config["DATABASE_URL"])
-    _check_model_store(app.config["MODEL_STORE"])
+    if app.config["MODEL_STORE"]:
+        _check_url("HOUSING_MODEL_STORE", app.config["MODEL_STORE"],
+                   "empty (the folder HOUSING_MODEL_DIR)")
     app.config["PREDICTION_LOG_SPOOL_DIR"] = Path(
         app.config["PREDICTION_LOG_SPOOL_DIR"] or instance / "spool").resolve()
-    app.config["JOBS_DIR"] = Path(app.config["JOBS_DIR"] or instance / "jobs"
-                                  ).resolve()
+    jobs = app.config["JOBS_DIR"]
+    if str(jobs).startswith("s3://"):
+        _check_url("HOUSING_JOBS_DIR", jobs, "a folder")
+    else:
+        app.config["JOBS_DIR"] = Path(jobs or instance / "jobs").resolve()
+    app.config["JOBS_SCRATCH_DIR"] = Path(
+        app.config["JOBS_SCRATCH_DIR"] or instance / "jobs-scratch").resolve()
     return app
 
 
@@ -48,16 +55,14 @@ def model_store(config, **options):
                       compiled=config["COMPILED_TREES"], **options)
 
 
-def _check_model_store(location) -> None:
-    from .store.objects import parse_url
+def _check_url(name, url, otherwise) -> None:
+    from .ops.buckets import parse_url
 
-    if location:
-        try:
-            parse_url(location)
-        except ValueError:
-            raise ConfigError(
-                f"HOUSING_MODEL_STORE={location!r}: expected empty (the folder "
-                "HOUSING_MODEL_DIR) or s3://bucket/prefix") from None
+    try:
+        parse_url(url)
+    except ValueError:
+        raise ConfigError(f"{name}={url!r}: expected {otherwise} or "
+                          "s3://bucket/prefix") from None
 
 
 def _check_database_url(url) -> None:

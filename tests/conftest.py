@@ -84,6 +84,16 @@ def database_url(request, tmp_path):
         yield url
 
 
+@pytest.fixture
+def engine(database_url):
+    """An engine on the (migrated) database of ``database_url``."""
+    from housing_api.db import make_engine
+
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
 def make_logged_app(model_dir, database_url, spool_dir):
     """An app whose prediction log writes to ``database_url``."""
     return create_app({

@@ -93,5 +93,5 @@ def stored_state(store) -> bytes:
         return b"|".join(p.read_bytes() if p.exists() else b"-" for p in (
             store.pointer, store.history_file, store.rollout_file,
             store.ended_rollout_file))
-    found = store._get(store._key("pointer.json"))
+    found = store.bucket.get(store.bucket.key("pointer.json"))
     return found[0] if found else b"-"

@@ -21,7 +21,7 @@ def worker_command(once, poll):
     from datetime import timedelta
 
     from ..db import make_engine
-    from ..jobs.files import JobFiles
+    from ..jobs.files import job_files
     from ..jobs.runner import Runner
     from ..monitoring.log import PredictionLog
     from ..ops import logs
@@ -37,8 +37,8 @@ def worker_command(once, poll):
         buffer_size=settings["PREDICTION_LOG_BUFFER"],
     ) if settings["PREDICTION_LOG"] else None
     store = model_store(settings)
-    runner = Runner(engine, store, JobFiles(settings["JOBS_DIR"]), _checks,
-                    prediction_log=prediction_log,
+    files = job_files(settings["JOBS_DIR"], settings["JOBS_SCRATCH_DIR"])
+    runner = Runner(engine, store, files, _checks, prediction_log=prediction_log,
                     lease=timedelta(seconds=settings["JOB_LEASE_SECONDS"]))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop.set())

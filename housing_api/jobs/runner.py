@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from ..monitoring.log import Estimates, utcnow
 from ..serving.scoring import ScoringError, count_rows, score_csv
@@ -115,7 +116,23 @@ class Runner:
             queue.finish(self.engine, job.id, self.worker, queue.FAILED,
                          error=f"version {version} cannot serve: {exc}"[:2000])
             return
-        source = self.files.upload(job.id)
+        try:
+            # The result is in place (uploaded, from a bucket's scratch copy)
+            # before the job says it succeeded.
+            with self.files.local_upload(job.id) as source, \
+                    self.files.local_result(job.id) as out:
+                summary = self._score(job, predictor, source, out)
+        except ScoringError as exc:
+            queue.finish(self.engine, job.id, self.worker, queue.FAILED,
+                         error=str(exc))
+            return
+        queue.finish(self.engine, job.id, self.worker, queue.SUCCEEDED,
+                     rows_done=summary.rows, rows_failed=summary.failed,
+                     rows_total=summary.rows)
+        log.info("job %s: %d estimates, %d rows refused", job.id, summary.scored,
+                 summary.failed, extra={"job_id": job.id})
+
+    def _score(self, job, predictor, source: Path, out: Path):
         total = count_rows(source)
         if not queue.report(self.engine, job.id, self.worker, 0, 0,
                             rows_total=total, model_version=predictor.version):
@@ -127,22 +144,11 @@ class Runner:
                 raise Stopping(job.id)
             if not queue.report(self.engine, job.id, self.worker, rows, refused):
                 raise JobStopped(job.id)
-        try:
-            summary = score_csv(
-                predictor, source, self.files.result(job.id),
-                self.checks_for(predictor), chunk_rows=self.chunk_rows,
-                explain=job.explain, record=self._recorder(job),
-                counted=counted,
-                ids=lambda rows: prediction_ids(job.id, rows))
-        except ScoringError as exc:
-            queue.finish(self.engine, job.id, self.worker, queue.FAILED,
-                         error=str(exc))
-            return
-        queue.finish(self.engine, job.id, self.worker, queue.SUCCEEDED,
-                     rows_done=summary.rows, rows_failed=summary.failed,
-                     rows_total=summary.rows)
-        log.info("job %s: %d estimates, %d rows refused", job.id, summary.scored,
-                 summary.failed, extra={"job_id": job.id})
+        return score_csv(
+            predictor, source, out, self.checks_for(predictor),
+            chunk_rows=self.chunk_rows, explain=job.explain,
+            record=self._recorder(job), counted=counted,
+            ids=lambda rows: prediction_ids(job.id, rows))
 
     def _recorder(self, job):
         if self.prediction_log is None:

@@ -30,15 +30,14 @@ import os
 import random
 import shutil
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlparse
 
+from ..ops.buckets import TIMEOUT_SECONDS, Bucket, PreconditionFailed
 from . import files as folder_files
 from .base import CHANGE_ATTEMPTS, HISTORY_LIMIT, Pointer, VersionStore
 from .errors import (
@@ -52,12 +51,6 @@ POINTER = "pointer.json"
 MANIFEST = "manifest.json"
 #: Files of a publish with no manifest after this long were left by a crash.
 STALE_UPLOAD_SECONDS = 3600
-#: Seconds to wait for the bucket before a request counts as failed.
-TIMEOUT_SECONDS = 10.0
-
-
-class _PreconditionFailed(Exception):
-    """The object changed (or exists) since it was read: a lost race."""
 
 
 class ObjectModelStore(VersionStore):
@@ -66,109 +59,13 @@ class ObjectModelStore(VersionStore):
     def __init__(self, url: str, cache_root: Path, lean: bool = True,
                  compiled: bool = True, timeout: float = TIMEOUT_SECONDS):
         super().__init__(lean=lean, compiled=compiled)
-        self.bucket, self.prefix = parse_url(url)
-        self.location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.bucket = Bucket(url, StoreUnavailableError, timeout)
+        self.location = self.bucket.url
         cache_root = Path(cache_root)
         #: Downloaded versions, each checked before it was moved in.
-        self.cache_dir = cache_root / "cache" / self.bucket / self.prefix
+        self.cache_dir = cache_root / "cache" / self.bucket.name / self.bucket.prefix
         self.versions_dir = self.staging_dir = self.cache_dir / "versions"
         self.compiled_dir = cache_root / "compiled"
-        self.timeout = timeout
-        self._client_lock, self._lock_pid = threading.Lock(), os.getpid()
-        self._client_pid = None
-        self._s3 = None
-
-    # The bucket, through boto3.
-
-    @property
-    def client(self):
-        """This process's S3 client: one made before a fork would share its
-        connections with the parent, so a forked worker makes its own."""
-        if self._client_pid == os.getpid():
-            return self._s3
-        if self._lock_pid != os.getpid():  # one held at the fork stays held
-            self._client_lock, self._lock_pid = threading.Lock(), os.getpid()
-        with self._client_lock:
-            if self._client_pid != os.getpid():
-                import boto3
-                from botocore.config import Config
-
-                self._s3 = boto3.session.Session().client("s3", config=Config(
-                    connect_timeout=min(3.0, self.timeout),
-                    read_timeout=self.timeout,
-                    retries={"mode": "standard", "max_attempts": 3}))
-                self._client_pid = os.getpid()
-            return self._s3
-
-    def _key(self, *parts: str) -> str:
-        return "/".join(p for p in (self.prefix, *parts) if p)
-
-    def _call(self, method: str, **kwargs):
-        """``client.<method>(Bucket=..., **kwargs)``; failures as the store's errors."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            return getattr(self.client, method)(Bucket=self.bucket, **kwargs)
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if status in (409, 412) or error.get("Code") in (
-                    "PreconditionFailed", "ConditionalRequestConflict"):
-                raise _PreconditionFailed() from exc
-            if error.get("Code") in ("NoSuchKey", "404", "NotFound") or status == 404 \
-                    and error.get("Code") != "NoSuchBucket":
-                raise FileNotFoundError(kwargs.get("Key")) from exc
-            raise StoreUnavailableError(
-                5, f"{self.location}: {error.get('Code')}: "
-                   f"{error.get('Message') or exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailableError(
-                5, f"{self.location} is unreachable: {exc}") from exc
-
-    def _get(self, key: str) -> tuple[bytes, str] | None:
-        """The object's bytes and its ETag, or None if it does not exist."""
-        try:
-            response = self._call("get_object", Key=key)
-        except FileNotFoundError:
-            return None
-        return self._read(response["Body"]), response["ETag"]
-
-    def _read(self, body) -> bytes:
-        from botocore.exceptions import BotoCoreError
-
-        try:
-            return body.read()
-        except (BotoCoreError, OSError) as exc:
-            raise StoreUnavailableError(
-                5, f"{self.location}: a download broke off: {exc}") from exc
-
-    def _put(self, key: str, data: bytes, create: bool = False,
-             etag: str | None = None) -> None:
-        conditions = {"IfNoneMatch": "*"} if create else \
-            {"IfMatch": etag} if etag else {}
-        self._call("put_object", Key=key, Body=data, **conditions)
-
-    def _head(self, key: str) -> bool:
-        try:
-            self._call("head_object", Key=key)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def _objects(self, prefix: str) -> Iterator[dict]:
-        token = {}
-        while True:
-            page = self._call("list_objects_v2", Prefix=prefix, **token)
-            yield from page.get("Contents", [])
-            if not page.get("IsTruncated"):
-                return
-            token = {"ContinuationToken": page["NextContinuationToken"]}
-
-    def _delete_keys(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            self._call("delete_objects", Delete={
-                "Objects": [{"Key": k} for k in keys[start:start + 1000]],
-                "Quiet": True})
 
     # The pointer.
 
@@ -176,7 +73,7 @@ class ObjectModelStore(VersionStore):
         return self._read_pointer()[0]
 
     def _read_pointer(self) -> tuple[Pointer, str | None]:
-        found = self._get(self._key(POINTER))
+        found = self.bucket.get(self.bucket.key(POINTER))
         if found is None:
             return Pointer(), None
         data, etag = found
@@ -213,10 +110,11 @@ class ObjectModelStore(VersionStore):
                 "deleted": list(new.deleted[-HISTORY_LIMIT * 10:]),
             }
             try:
-                self._put(self._key(POINTER), json.dumps(document).encode(),
-                          create=etag is None, etag=etag)
+                self.bucket.put(self.bucket.key(POINTER),
+                                json.dumps(document).encode(),
+                                create=etag is None, etag=etag)
                 return new
-            except _PreconditionFailed:
+            except PreconditionFailed:
                 # Another change won: decide again on what it wrote.
                 time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
         raise StoreConflictError(
@@ -228,7 +126,7 @@ class ObjectModelStore(VersionStore):
         """The version's manifest, checked for shape; VersionNotFoundError."""
         if not VERSION_RE.match(version):
             raise VersionNotFoundError(f"no model version {version!r}")
-        found = self._get(self._key("versions", version, MANIFEST))
+        found = self.bucket.get(self.bucket.key("versions", version, MANIFEST))
         if found is None:
             raise VersionNotFoundError(f"no model version {version!r}")
         try:
@@ -249,8 +147,8 @@ class ObjectModelStore(VersionStore):
         """Return the stored versions (those with a manifest), oldest first."""
         deleted = set(self._pointer().deleted)
         suffix = f"/{MANIFEST}"
-        names = (obj["Key"][len(self._key("versions")) + 1:-len(suffix)]
-                 for obj in self._objects(self._key("versions") + "/")
+        names = (obj["Key"][len(self.bucket.key("versions")) + 1:-len(suffix)]
+                 for obj in self.bucket.objects(self.bucket.key("versions") + "/")
                  if obj["Key"].endswith(suffix))
         return sorted(v for v in names
                       if "/" not in v and VERSION_RE.match(v) and v not in deleted)
@@ -260,7 +158,7 @@ class ObjectModelStore(VersionStore):
         not deleted)."""
         return bool(VERSION_RE.match(version)) \
             and version not in self._pointer().deleted \
-            and self._head(self._key("versions", version, MANIFEST))
+            and self.bucket.head(self.bucket.key("versions", version, MANIFEST))
 
     def path(self, version: str) -> Path:
         """The local folder of ``version``, downloaded and checked if need be."""
@@ -282,8 +180,8 @@ class ObjectModelStore(VersionStore):
     def _file(self, manifest: dict, name: str) -> bytes:
         """One file of a version, checked against the manifest."""
         entry = manifest["files"][name]
-        found = self._get(self._key("versions", manifest["version"],
-                                    manifest["upload"], name))
+        found = self.bucket.get(self.bucket.key(
+            "versions", manifest["version"], manifest["upload"], name))
         if found is None:
             raise InvalidModelError(
                 f"{manifest['version']}: {name} is missing from {self.location}")
@@ -315,24 +213,24 @@ class ObjectModelStore(VersionStore):
             shutil.rmtree(staging, ignore_errors=True)
 
     def _commit(self, staging: Path, version: str) -> None:
-        manifest_key = self._key("versions", version, MANIFEST)
-        if version in self._pointer().deleted or self._head(manifest_key):
+        manifest_key = self.bucket.key("versions", version, MANIFEST)
+        if version in self._pointer().deleted or self.bucket.head(manifest_key):
             raise InvalidModelError(f"version {version!r} already exists")
         upload = uuid.uuid4().hex
         files, keys = {}, []
         try:
             for path in sorted(staging.iterdir()):
                 data = path.read_bytes()
-                keys.append(self._key("versions", version, upload, path.name))
-                self._put(keys[-1], data)
+                keys.append(self.bucket.key("versions", version, upload, path.name))
+                self.bucket.put(keys[-1], data)
                 files[path.name] = {"sha256": hashlib.sha256(data).hexdigest(),
                                     "size": len(data)}
             manifest = {"version": version, "upload": upload, "files": files,
                         "published_at": datetime.now(timezone.utc).isoformat(
                             timespec="seconds")}
-            self._put(manifest_key, json.dumps(manifest, indent=2).encode(),
-                      create=True)
-        except _PreconditionFailed:
+            self.bucket.put(manifest_key,
+                            json.dumps(manifest, indent=2).encode(), create=True)
+        except PreconditionFailed:
             self._forget(keys)
             raise InvalidModelError(f"version {version!r} already exists") from None
         except BaseException:
@@ -346,7 +244,7 @@ class ObjectModelStore(VersionStore):
     def _forget(self, keys: list[str]) -> None:
         """Remove a failed publish's files, if the bucket lets us now."""
         try:
-            self._delete_keys(keys)
+            self.bucket.delete(keys)
         except ModelStoreError:
             pass  # swept by a later publish (STALE_UPLOAD_SECONDS)
 
@@ -356,8 +254,8 @@ class ObjectModelStore(VersionStore):
         now = datetime.now(timezone.utc)
         uploads: dict[str, list[dict]] = {}
         manifests = set()
-        root = self._key("versions") + "/"
-        for obj in self._objects(root):
+        root = self.bucket.key("versions") + "/"
+        for obj in self.bucket.objects(root):
             parts = obj["Key"][len(root):].split("/")
             if parts[-1] == MANIFEST and len(parts) == 2:
                 manifests.add(parts[0])
@@ -369,7 +267,7 @@ class ObjectModelStore(VersionStore):
                      > STALE_UPLOAD_SECONDS for obj in objects)
                  for obj in objects]
         if stale:
-            self._delete_keys(stale)
+            self.bucket.delete(stale)
         kept = manifests - set(self._pointer().deleted)
         for folder in self.versions_dir.glob("*"):
             try:
@@ -394,16 +292,7 @@ class ObjectModelStore(VersionStore):
         # Named deleted first: from then on nothing activates it, whatever
         # another machine decided on an earlier read.
         self._change(mark)
-        self._delete_keys([obj["Key"] for obj in self._objects(
-            self._key("versions", version) + "/")])
+        self.bucket.delete([obj["Key"] for obj in self.bucket.objects(
+            self.bucket.key("versions", version) + "/")])
         shutil.rmtree(self.versions_dir / version, ignore_errors=True)
         self._prune_compiled()
-
-
-def parse_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/prefix`` as (bucket, prefix without slashes at its ends)."""
-    parsed = urlparse(str(url))
-    if parsed.scheme != "s3" or not parsed.netloc or parsed.query \
-            or parsed.fragment:
-        raise ValueError(f"{url!r} is not an s3://bucket/prefix URL")
-    return parsed.netloc, parsed.path.strip("/")

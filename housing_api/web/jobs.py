@@ -6,7 +6,6 @@ follows it and streams its result and refused rows; ``DELETE`` cancels a
 job or removes a finished one. A client sees only its own jobs: its API
 key's, or without one its address's.
 """
-import csv
 import uuid
 from datetime import timedelta
 
@@ -16,7 +15,7 @@ from flask_smorest import abort
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..jobs import queue
-from ..jobs.files import JobFiles, UploadTooLarge
+from ..jobs.files import ERRORS, RESULT, UploadTooLarge, job_files
 from ..serving.scoring import ERROR_COLUMNS, ScoringError, check_header
 from .predict import blp, client_identity
 from .schemas.jobs import JobQuerySchema, ScoringJobListSchema, ScoringJobSchema
@@ -30,8 +29,9 @@ def _engine():
     return current_app.extensions["housing_db"].get()
 
 
-def _files() -> JobFiles:
-    return JobFiles(current_app.config["JOBS_DIR"])
+def _files():
+    return job_files(current_app.config["JOBS_DIR"],
+                     current_app.config["JOBS_SCRATCH_DIR"])
 
 
 def _shown(job) -> dict:
@@ -115,9 +115,7 @@ class Jobs(MethodView):
         except UploadTooLarge:
             abort(413, message=too_large)
         try:
-            with open(files.upload(job_id), newline="",
-                      encoding="utf-8-sig") as f:
-                check_header(next(csv.reader(f), None))
+            check_header(files.header(job_id))
         except UnicodeDecodeError:
             files.remove(job_id)
             abort(400, message="The CSV is not UTF-8 text.")
@@ -181,12 +179,16 @@ class Job(MethodView):
         return _shown(job), 202
 
 
-def _finished_file(job_id, path_of):
+def _finished_file(job_id, name):
+    """The succeeded job and its file ``name`` to read (None if it has none)."""
     job = _own(job_id)
     if job.state != queue.SUCCEEDED:
         abort(409, message=f"The job is {job.state}; its result is there once "
                            "it has succeeded.")
-    return job, path_of(job.id)
+    try:
+        return job, _files().open(job.id, name)
+    except FileNotFoundError:
+        return job, None
 
 
 @blp.route("/jobs/<job_id>/result")
@@ -196,8 +198,10 @@ class JobResult(MethodView):
     @blp.alt_response(409, description="The job has not succeeded (yet).")
     def get(self, job_id):
         """The job's estimates, as CSV (streamed)"""
-        job, path = _finished_file(job_id, _files().result)
-        return send_file(path, mimetype="text/csv", as_attachment=True,
+        job, file = _finished_file(job_id, RESULT)
+        if file is None:  # deleted meanwhile
+            abort(404, message="No such job of yours.")
+        return send_file(file, mimetype="text/csv", as_attachment=True,
                          download_name=f"estimates-{job.id}.csv")
 
 
@@ -208,11 +212,11 @@ class JobErrors(MethodView):
     @blp.alt_response(409, description="The job has not succeeded (yet).")
     def get(self, job_id):
         """The rows the job refused and why, as CSV (streamed)"""
-        job, path = _finished_file(job_id, _files().errors)
+        job, file = _finished_file(job_id, ERRORS)
         name = f"refused-{job.id}.csv"
-        if not path.exists():  # none refused: just the header
+        if file is None:  # none refused: just the header
             return current_app.response_class(
                 ",".join(ERROR_COLUMNS) + "\n", mimetype="text/csv",
                 headers={"Content-Disposition": f"attachment; filename={name}"})
-        return send_file(path, mimetype="text/csv", as_attachment=True,
+        return send_file(file, mimetype="text/csv", as_attachment=True,
                          download_name=name)

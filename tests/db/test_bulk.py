@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from housing_api.db import BulkInsert, make_engine, predictions
+from housing_api.db import BulkInsert, predictions
 from housing_api.db.bulk import ROWS_PER_STATEMENT
 from housing_api.inference.columns import NUMERIC_COLUMNS
 
@@ -25,13 +25,6 @@ def row(pid: str, created: datetime = CREATED, price: float = 512_345.678) -> di
 
 def as_tuple(values: dict) -> tuple:
     return tuple(values[column.name] for column in predictions.columns)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def stored(engine) -> dict:

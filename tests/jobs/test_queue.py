@@ -3,20 +3,12 @@ process at a time, claimed again when its holder stops, cancelled on ask."""
 import threading
 from datetime import timedelta
 
-import pytest
 
 from housing_api.db import make_engine
 from housing_api.jobs import queue
 
 DAY = timedelta(days=1)
 LEASE = timedelta(seconds=60)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def submit(engine, owner="address:10.0.0.1", **kwargs):

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import DATA_DIR, HousingCliRunner
-from housing_api.db import make_engine, predictions
+from housing_api.db import predictions
 from housing_api.jobs import queue
 from housing_api.jobs.files import JobFiles
 from housing_api.jobs.runner import Runner, prediction_ids
@@ -33,13 +33,6 @@ def homes_file(path, copies=1, bad=("1,2,3",)):
     lines = EXAMPLES.read_text().splitlines()
     path.write_text("\n".join([lines[0], *(lines[1:] * copies), *bad]) + "\n")
     return path
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

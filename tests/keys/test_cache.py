@@ -7,18 +7,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from housing_api.db import ProcessEngine, api_key_usage, make_engine
+from housing_api.db import ProcessEngine, api_key_usage
 from housing_api.keys import (
     KeyCache, create_key, digest, list_keys, revoke_key, usage,
 )
 from housing_api.keys import cache as cache_module
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -5,18 +5,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from housing_api.db import api_keys, make_engine
+from housing_api.db import api_keys
 from housing_api.keys import (
     KeyNotFoundError, KeyRevokedError, create_key, digest, list_keys,
     revoke_key, rotate_key,
 )
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def stored_rows(engine) -> list[dict]:

@@ -25,13 +25,13 @@ def versions(s3_store):
 
 
 def bucket_of(store):
-    return s3_client(os.environ["AWS_ENDPOINT_URL"]), store.bucket
+    return s3_client(os.environ["AWS_ENDPOINT_URL"]), store.bucket.name
 
 
 def keys(store, version):
     client, bucket = bucket_of(store)
     listed = client.list_objects_v2(Bucket=bucket,
-                                    Prefix=f"{store.prefix}/versions/{version}/")
+                                    Prefix=f"{store.bucket.prefix}/versions/{version}/")
     return [obj["Key"] for obj in listed.get("Contents", [])]
 
 
@@ -43,13 +43,12 @@ def file_key(store, version, name):
 def test_a_version_is_its_files_then_its_manifest(s3_store, versions):
     _, b = versions
     stored = keys(s3_store, b)
-    manifest = json.loads(s3_client(os.environ["AWS_ENDPOINT_URL"]).get_object(
-        Bucket=s3_store.bucket, Key=f"{s3_store.prefix}/versions/{b}/manifest.json"
-    )["Body"].read())
+    manifest = json.loads(s3_store.bucket.get(
+        s3_store.bucket.key("versions", b, "manifest.json"))[0])
     upload = manifest["upload"]
     assert sorted(stored) == sorted(
-        [f"{s3_store.prefix}/versions/{b}/manifest.json"]
-        + [f"{s3_store.prefix}/versions/{b}/{upload}/{name}"
+        [f"{s3_store.bucket.prefix}/versions/{b}/manifest.json"]
+        + [f"{s3_store.bucket.prefix}/versions/{b}/{upload}/{name}"
            for name in manifest["files"]])
     assert "metadata.json" in manifest["files"]
     for name, entry in manifest["files"].items():
@@ -61,7 +60,7 @@ def test_a_version_without_its_manifest_does_not_exist(s3_store, versions):
     a, b = versions
     client, bucket = bucket_of(s3_store)
     client.delete_object(Bucket=bucket,
-                         Key=f"{s3_store.prefix}/versions/{b}/manifest.json")
+                         Key=f"{s3_store.bucket.prefix}/versions/{b}/manifest.json")
     other = reopened(s3_store)
     assert other.list_versions() == [a]
     assert not other.exists(b)
@@ -82,7 +81,7 @@ def test_a_damaged_version_is_refused_and_the_old_one_serves(
     client, bucket = bucket_of(s3_store)
     if spoil == "manifest":
         client.put_object(Bucket=bucket, Body=b'{"version": "x"}',
-                          Key=f"{s3_store.prefix}/versions/{b}/manifest.json")
+                          Key=f"{s3_store.bucket.prefix}/versions/{b}/manifest.json")
     else:
         key = file_key(s3_store, b, "model.skops")
         data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -109,15 +108,15 @@ def test_a_lost_race_is_decided_again_on_the_winners_pointer(
     a, b = versions
     c = publish_copy(s3_store)
     rival = reopened(s3_store)
-    real = objects.ObjectModelStore._put
+    real = s3_store.bucket.put
     raced = []
 
-    def put(self, key, data, create=False, etag=None):
-        if self is s3_store and key.endswith("pointer.json") and not raced:
+    def put(key, data, create=False, etag=None):
+        if key.endswith("pointer.json") and not raced:
             raced.append(rival.activate(c))  # lands between our read and write
-        return real(self, key, data, create, etag)
+        return real(key, data, create, etag)
 
-    monkeypatch.setattr(objects.ObjectModelStore, "_put", put)
+    monkeypatch.setattr(s3_store.bucket, "put", put)
     s3_store.activate(b)
     assert raced
     assert s3_store.history() == [a, c, b]
@@ -186,7 +185,7 @@ def test_a_deleted_name_never_comes_back(s3_store, versions):
 def test_a_corrupt_pointer_is_reported_not_guessed(s3_store, versions):
     a, b = versions
     client, bucket = bucket_of(s3_store)
-    client.put_object(Bucket=bucket, Key=f"{s3_store.prefix}/pointer.json",
+    client.put_object(Bucket=bucket, Key=f"{s3_store.bucket.prefix}/pointer.json",
                       Body=b"{not json")
     with pytest.raises(ModelStoreError, match="pointer.json is unreadable"):
         s3_store.current()
@@ -197,7 +196,7 @@ def test_a_corrupt_pointer_is_reported_not_guessed(s3_store, versions):
 def test_the_files_of_a_crashed_publish_are_swept(s3_store, versions,
                                                   monkeypatch):
     client, bucket = bucket_of(s3_store)
-    orphan = f"{s3_store.prefix}/versions/20260101-crashed/abc123/model.skops"
+    orphan = f"{s3_store.bucket.prefix}/versions/20260101-crashed/abc123/model.skops"
     client.put_object(Bucket=bucket, Key=orphan, Body=b"half")
     publish_copy(s3_store)
     assert keys(s3_store, "20260101-crashed") == [orphan]  # it may be a live one

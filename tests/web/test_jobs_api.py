@@ -12,12 +12,20 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def jobs_app(model_dir, database_url, tmp_path):
+def jobs_dir(request, tmp_path):
+    """Where the app keeps job files: a folder, or (param "bucket") a bucket."""
+    if getattr(request, "param", "folder") == "bucket":
+        return request.getfixturevalue("bucket_url").rsplit("/", 1)[0] + "/jobs"
+    return tmp_path / "jobs"
+
+
+@pytest.fixture
+def jobs_app(model_dir, database_url, tmp_path, jobs_dir):
     app = create_app({
         "TESTING": True, "MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
         "RATELIMIT_ENABLED": False, "DATABASE_URL": database_url,
         "PREDICTION_LOG_SPOOL_DIR": tmp_path / "spool", "ADMIN_TOKENS": TOKEN,
-        "JOBS_DIR": tmp_path / "jobs", "MAX_JOB_UPLOAD_BYTES": 200_000})
+        "JOBS_DIR": jobs_dir, "MAX_JOB_UPLOAD_BYTES": 200_000})
     yield app
     close_app(app)
 
@@ -25,12 +33,13 @@ def jobs_app(model_dir, database_url, tmp_path):
 def run_jobs(app):
     """What `housing-api worker` does, in this process."""
     from housing_api.cli.score import _checks
-    from housing_api.jobs.files import JobFiles
+    from housing_api.jobs.files import job_files
     from housing_api.jobs.runner import Runner
 
     runner = Runner(app.extensions["housing_db"].get(),
                     app.extensions["housing"].store,
-                    JobFiles(app.config["JOBS_DIR"]), _checks,
+                    job_files(app.config["JOBS_DIR"], app.config["JOBS_SCRATCH_DIR"]),
+                    _checks,
                     prediction_log=app.extensions["housing_log"])
     while runner.run_once() is not None:
         pass
@@ -54,6 +63,7 @@ def body(extra=("1,2,3",)):
     return "\n".join([*EXAMPLES.read_text().splitlines(), *extra]) + "\n"
 
 
+@pytest.mark.parametrize("jobs_dir", ["folder", "bucket"], indirect=True)
 @pytest.mark.parametrize("how", ["text/csv", "multipart"])
 def test_a_file_is_queued_scored_and_fetched(jobs_app, how):
     client = jobs_app.test_client()
@@ -89,6 +99,8 @@ def test_a_file_is_queued_scored_and_fetched(jobs_app, how):
     assert reported.status_code == 200, reported.get_json()
     refused = rows(fetch(client, status["links"]["errors"])[2])
     assert [r["row"] for r in refused] == ["101"]
+    assert client.delete(sent.headers["Location"]).status_code == 204
+    assert client.get(status["links"]["result"]).status_code == 404
 
 
 def test_a_client_sees_only_its_own_jobs(jobs_app):
