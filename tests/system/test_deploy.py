@@ -519,3 +519,37 @@ def test_seed_model_trains_once_for_pods_starting_together(tmp_path):
     assert [pod.returncode for pod in pods] == [0, 0, 0]
     assert (tmp_path / "calls").read_text() == "train\n"
     assert sum("already holds a version" in out for out in outputs) == 2
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
+def test_the_object_store_variant_shares_no_volume():
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(DEPLOY / "k8s-object-store")],
+        capture_output=True, text=True, timeout=60)
+    assert built.returncode == 0, built.stderr
+    objects = list(yaml.safe_load_all(built.stdout))
+    assert {o["metadata"].get("namespace") for o in objects
+            if o["kind"] != "Namespace"} == {"housing"}
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    (configmap,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    settings = configmap["data"]
+    keys = {f"HOUSING_{key}" for key in dir(config) if key.isupper()}
+    assert {k for k in settings if k.startswith("HOUSING_")} <= keys
+    # The app takes the variant's settings as they are.
+    from housing_api.settings import configured_app
+
+    app = configured_app({k[len("HOUSING_"):]: v for k, v in settings.items()
+                          if k.startswith("HOUSING_")})
+    assert app.config["MODEL_STORE"].startswith("s3://")
+    assert app.config["JOBS_DIR"].startswith("s3://")
+    pods = [o["spec"]["template"]["spec"] for o in objects
+            if o["kind"] == "Deployment" and o["metadata"]["name"] != "redis"]
+    assert len(pods) == 2
+    for pod in pods:
+        assert not any("persistentVolumeClaim" in v for v in pod["volumes"])
+        assert not pod.get("initContainers")  # no pod trains on its own
+        assert pod["serviceAccountName"] == "housing-api"
+        for container in pod["containers"]:
+            refs = {e.get("configMapRef", e.get("secretRef", {})).get("name")
+                    for e in container["envFrom"]}
+            assert refs == {"housing-api-config", "housing-api-secrets"}
