@@ -37,3 +37,7 @@ def configure(fmt: str, level: str, filters=()) -> None:
         handler.addFilter(log_filter)
     root.addHandler(handler)
     root.setLevel(level)
+    # boto3 says where it found credentials each time a process makes a
+    # client (the master, then every worker): its warnings are enough.
+    for name in ("boto3", "botocore", "s3transfer"):
+        logging.getLogger(name).setLevel(logging.WARNING)
