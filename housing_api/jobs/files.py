@@ -145,21 +145,24 @@ class ObjectJobFiles:
         return first_record(self.bucket.read(body))
 
     @contextlib.contextmanager
-    def local_upload(self, job_id: str) -> Iterator[Path]:
+    def _scratch(self, job_id: str) -> Iterator[Path]:
         self.scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f"{job_id}-", dir=self.scratch) \
-                as folder:
-            path = Path(folder) / UPLOAD
+        with tempfile.TemporaryDirectory(prefix=f"{job_id}-",
+                                         dir=self.scratch) as folder:
+            yield Path(folder)
+
+    @contextlib.contextmanager
+    def local_upload(self, job_id: str) -> Iterator[Path]:
+        with self._scratch(job_id) as folder:
+            path = folder / UPLOAD
             self.bucket.transfer("download_file", self.bucket.name,
                                  self._key(job_id, UPLOAD), str(path))
             yield path
 
     @contextlib.contextmanager
     def local_result(self, job_id: str) -> Iterator[Path]:
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=f"{job_id}-", dir=self.scratch) \
-                as folder:
-            path = Path(folder) / RESULT
+        with self._scratch(job_id) as folder:
+            path = folder / RESULT
             yield path
             # Refused rows first: the result is what says the job's files
             # are all there.

@@ -205,60 +205,60 @@ def test_the_files_of_a_crashed_publish_are_swept(s3_store, versions,
     assert keys(s3_store, "20260101-crashed") == []
 
 
-def test_a_cached_version_serves_through_an_outage(s3_store, versions,
-                                                   s3_endpoint, tmp_path,
-                                                   monkeypatch):
-    a, b = versions
+@pytest.fixture
+def gate(s3_endpoint, monkeypatch):
+    """A gate between this process and the bucket: ``close()`` cuts it off."""
     gate = Gate(endpoint_address(s3_endpoint))
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", gate.url)
-        store = open_store(s3_store.location, tmp_path / "machine", timeout=2)
-        state = ModelState(store)
-        state.reload()
-        watcher = PointerWatcher(state)
-        assert state.version == a and (store.versions_dir / a).is_dir()
-        gate.close()
-        # The bucket out of reach: the loaded version goes on serving, the
-        # watcher waits, the API's writes are refused with nothing changed.
-        with pytest.raises(StoreUnavailableError, match="unreachable"):
-            store.current()
-        assert watcher.poll() is False
-        s3_store.activate(b)  # elsewhere, where the bucket is reachable
-        with pytest.raises(StoreUnavailableError):
-            state.reload()
-        assert state.version == a and state.store_unreachable
-        assert [watcher.poll() for _ in range(3)] == [False] * 3
-        gate.open()
-        assert [watcher.poll(), watcher.poll()] == [False, True]
-        state.reload()
-        assert state.version == b and not state.store_unreachable
-    finally:
-        gate.stop()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", gate.url)
+    yield gate
+    gate.stop()
 
 
-def test_an_outage_during_a_reload_is_tried_again(s3_store, versions,
-                                                  s3_endpoint, tmp_path,
-                                                  monkeypatch):
+@pytest.fixture
+def machine(s3_store, versions, gate, tmp_path):
+    """Another machine serving the active version, through the gate."""
+    state = ModelState(open_store(s3_store.location, tmp_path / "machine",
+                                  timeout=2))
+    state.reload()
+    return state, PointerWatcher(state)
+
+
+def test_a_cached_version_serves_through_an_outage(s3_store, versions, gate,
+                                                   machine):
     a, b = versions
-    gate = Gate(endpoint_address(s3_endpoint))
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", gate.url)
-        state = ModelState(open_store(s3_store.location, tmp_path / "m",
-                                      timeout=2))
+    state, watcher = machine
+    assert state.version == a and (state.store.versions_dir / a).is_dir()
+    gate.close()
+    # The bucket out of reach: the loaded version goes on serving, the
+    # watcher waits, the API's writes are refused with nothing changed.
+    with pytest.raises(StoreUnavailableError, match="unreachable"):
+        state.store.current()
+    assert watcher.poll() is False
+    s3_store.activate(b)  # elsewhere, where the bucket is reachable
+    with pytest.raises(StoreUnavailableError):
         state.reload()
-        watcher = PointerWatcher(state)
-        s3_store.activate(b)
-        assert [watcher.poll(), watcher.poll()] == [False, True]
-        gate.close()  # the download of B fails
-        with pytest.raises(StoreUnavailableError):
-            state.reload()
-        gate.open()
-        # Signalled once already, but not for a broken version: again.
-        assert watcher.poll() is True
+    assert state.version == a and state.store_unreachable
+    assert [watcher.poll() for _ in range(3)] == [False] * 3
+    gate.open()
+    assert [watcher.poll(), watcher.poll()] == [False, True]
+    state.reload()
+    assert state.version == b and not state.store_unreachable
+
+
+def test_an_outage_during_a_reload_is_tried_again(s3_store, versions, gate,
+                                                  machine):
+    a, b = versions
+    state, watcher = machine
+    s3_store.activate(b)
+    assert [watcher.poll(), watcher.poll()] == [False, True]
+    gate.close()  # the download of B fails
+    with pytest.raises(StoreUnavailableError):
         state.reload()
-        assert state.version == b
-    finally:
-        gate.stop()
+    gate.open()
+    # Signalled once already, but not for a broken version: again.
+    assert watcher.poll() is True
+    state.reload()
+    assert state.version == b
 
 
 def test_versions_copy_between_a_folder_and_a_bucket(trained_store, bucket_url,
