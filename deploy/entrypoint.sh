@@ -10,7 +10,8 @@ export HOUSING_MODEL_DIR
 
 # An object store (HOUSING_MODEL_STORE=s3://...) is filled on purpose, by
 # `housing-api models copy` or `housing-api train`, not by every replica
-# that starts: until it holds a version, readiness answers 503.
+# that starts: until it holds a version, readiness answers 503. (This reads
+# the environment, not instance/config.py: set it there for an object store.)
 if [ -z "${HOUSING_MODEL_STORE:-}" ] \
         && [ -z "$(ls -A "$HOUSING_MODEL_DIR/versions" 2>/dev/null)" ]; then
     echo "entrypoint: no model version in $HOUSING_MODEL_DIR, training one" >&2
