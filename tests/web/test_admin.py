@@ -390,3 +390,24 @@ def test_a_job_whose_process_dies_is_marked_failed(model_dir, monkeypatch):
         time.sleep(0.05)
     assert "exited with status 1" in jobs.read(model_dir, job["id"])["reason"]
     assert len(ModelStore(model_dir).list_versions()) == 1
+
+
+def test_the_admin_api_works_on_a_bucket(s3_store, admin_headers, tmp_path):
+    client = make_client(tmp_path / "cache", MODEL_STORE=s3_store.location,
+                         ADMIN_TOKENS=TOKEN)
+    first = served_version(client)
+    files, metadata = payload(s3_store)
+    uploaded = upload(client, admin_headers, files, metadata)
+    assert uploaded.status_code == 201, uploaded.get_json()
+    second = uploaded.get_json()["version"]
+    listed = client.get("/admin/models", headers=admin_headers).get_json()
+    assert [(v["version"], v["active"]) for v in listed["versions"]] == [
+        (first, True), (second, False)]
+    assert client.post(f"/admin/models/{second}/activate",
+                       headers=admin_headers).status_code == 202
+    assert served_version(client) == second == s3_store.current()
+    rolled = client.post("/admin/models/rollback", headers=admin_headers)
+    assert rolled.get_json()["version"] == first == served_version(client)
+    assert client.delete(f"/admin/models/{second}",
+                         headers=admin_headers).status_code == 204
+    assert s3_store.list_versions() == [first]
