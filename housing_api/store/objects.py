@@ -116,7 +116,8 @@ class ObjectModelStore(VersionStore):
                 return new
             except PreconditionFailed:
                 # Another change won: decide again on what it wrote.
-                time.sleep(random.uniform(0, 0.05 * (attempt + 1)))
+                pause = random.uniform(0, 0.05 * (attempt + 1))  # nosec B311 - jitter
+                time.sleep(pause)
         raise StoreConflictError(
             f"{self.location}/{POINTER} kept changing; nothing changed")
 

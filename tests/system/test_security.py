@@ -23,7 +23,7 @@ from werkzeug.test import encode_multipart
 from conftest import DATA_DIR, TOKEN
 from housing_api import create_app
 from housing_api.store import files as store_files
-from housing_api.store import versions as store_versions
+from housing_api.store import base as store_base
 from housing_api.web import admin
 from model_files import payload, skops_bytes, small_model
 
@@ -139,7 +139,7 @@ def writes(monkeypatch):
     """Every path the model store writes or creates during the test."""
     written = []
     real_write = store_files.write_durably
-    real_mkdtemp = store_versions.tempfile.mkdtemp
+    real_mkdtemp = store_base.tempfile.mkdtemp
 
     def write(path, data):
         written.append(Path(path))
@@ -150,7 +150,7 @@ def writes(monkeypatch):
         return real_mkdtemp(*args, **kwargs)
 
     monkeypatch.setattr(store_files, "write_durably", write)
-    monkeypatch.setattr(store_versions.tempfile, "mkdtemp", mkdtemp)
+    monkeypatch.setattr(store_base.tempfile, "mkdtemp", mkdtemp)
     return written
 
 
