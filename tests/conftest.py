@@ -236,17 +236,39 @@ def bucket_url(s3_endpoint, monkeypatch):
     return f"s3://{new_bucket(s3_endpoint)}/models"
 
 
-@pytest.fixture
-def s3_store(bucket_url, trained_store, tmp_path):
-    """An object store holding the trained version, active."""
+@pytest.fixture(scope="session")
+def s3_template(s3_endpoint, trained_store, tmp_path_factory):
+    """A bucket holding the trained version, active: copied, not rebuilt,
+    for each test that needs one (``s3_store``)."""
+    from buckets import new_bucket, s3_env
     from housing_api.store import open_store
     from housing_api.store.copying import copy_versions
 
-    source = ModelStore(trained_store)
-    store = open_store(bucket_url, tmp_path / "cache")
-    copy_versions(source, store)
-    store.activate(source.current())
-    return store
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in s3_env(s3_endpoint).items():
+            patch.setenv(name, value)
+        url = f"s3://{new_bucket(s3_endpoint)}/models"
+        source = ModelStore(trained_store)
+        store = open_store(url, tmp_path_factory.mktemp("s3-template"))
+        copy_versions(source, store)
+        store.activate(source.current())
+    return url
+
+
+@pytest.fixture
+def s3_store(bucket_url, s3_template, s3_endpoint, tmp_path):
+    """An object store holding the trained version, active (a copy of
+    ``s3_template``, with a cache of its own)."""
+    from buckets import s3_client
+    from housing_api.store import open_store
+
+    client = s3_client(s3_endpoint)
+    template = s3_template.split("/")[2]
+    target = bucket_url.split("/")[2]
+    for obj in client.list_objects_v2(Bucket=template)["Contents"]:
+        client.copy_object(Bucket=target, Key=obj["Key"],
+                           CopySource={"Bucket": template, "Key": obj["Key"]})
+    return open_store(bucket_url, tmp_path / "cache")
 
 
 @pytest.fixture(params=["folder", "s3"])
