@@ -77,6 +77,9 @@ def boosted_payload(rows: int = 3000, rounds: int = 10) -> tuple[dict, dict]:
 
 #: For a test of how the folder store uses its files: on it alone.
 folder_only = pytest.mark.parametrize("any_store", ["folder"], indirect=True)
+#: For a check a version fails before either store writes anything (the
+#: same code, base.VersionStore.publish): run once, on the folder store.
+checked_before_storing = folder_only
 
 
 def reopened(store):

@@ -14,7 +14,7 @@ from model_files import boosted_payload
 from servers import Load, gunicorn_server, served, wait_converged, worker_pids
 
 WORKERS = 2
-WATCH_INTERVAL = 0.5
+WATCH_INTERVAL = 0.25
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -55,7 +55,8 @@ def test_two_masters_follow_activations_and_a_rollback_under_load(
     store, a, b = bucket
     with ExitStack() as stack:
         servers = masters(stack, bucket_url, s3_endpoint, tmp_path)
-        loads = [stack.enter_context(Load(s.url, home)) for s in servers]
+        loads = [stack.enter_context(Load(s.url, home, threads=1))
+                 for s in servers]
         seconds = []
         for swap, version in enumerate([b, a] * 5):
             old = [worker_pids(s.pid) for s in servers]

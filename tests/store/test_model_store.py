@@ -27,8 +27,8 @@ from housing_api.store import (
 )
 from housing_api.training.data import read_examples
 from model_files import (
-    folder_only, payload, publish_copy, reopened, skops_bytes, small_model, tamper,
-    with_artifact,
+    checked_before_storing, folder_only, payload, publish_copy, reopened,
+    skops_bytes, small_model, tamper, with_artifact,
 )
 
 
@@ -246,6 +246,7 @@ def _n_features(metadata):
     return len(metadata["features"])
 
 
+@checked_before_storing
 @pytest.mark.parametrize("make, reason", [
     (lambda n: Doubler(), "disallowed types.*Doubler"),
     (lambda n: LinearRegression().fit(np.eye(n), np.ones(n)),
@@ -267,6 +268,7 @@ def _edit(metadata, **changes):
     return {**metadata, **changes}
 
 
+@checked_before_storing
 @pytest.mark.parametrize("change, reason", [
     ({"feature_set": "luxury-v9"}, "unknown feature set 'luxury-v9'"),
     ({"features": ["bedrooms"]}, "features do not match feature set"),
@@ -290,6 +292,7 @@ def test_invalid_metadata_is_refused(store, versions, change, reason):
     assert store.list_versions() == list(versions)
 
 
+@checked_before_storing
 def test_a_model_without_a_price_for_every_example_is_refused(store, versions,
                                                               examples):
     files, metadata = payload(store)
@@ -302,6 +305,7 @@ def test_a_model_without_a_price_for_every_example_is_refused(store, versions,
     assert store.list_versions() == list(versions)
 
 
+@checked_before_storing
 def test_negative_prices_are_refused(store, versions, examples):
     files, metadata = payload(store)
     model = small_model(_n_features(metadata), price=-1.0)
@@ -340,6 +344,7 @@ def test_a_lightgbm_text_model_is_stored_and_served(store, versions, examples):
     assert ((price > 3e5) & (price < 7e5)).all()
 
 
+@checked_before_storing
 @pytest.mark.parametrize("spoil, reason", [
     (lambda store: lightgbm_payload(store, objective="binary"),
      "objective 'binary' does not predict prices"),
