@@ -218,6 +218,42 @@ def start_and_activation(args, ctx, res: dict) -> list[str]:
             add(f"| {how} | {LABELS[a['to']]} | {a['seconds']:.2f} | "
                 f"{a['first_answer_s']:.2f} | {a['workers_replaced_s']:.2f} |")
     add("")
+    if res.get("bucket"):
+        out += bucket_rows(args, res)
+    return out
+
+
+def bucket_rows(args, res: dict) -> list[str]:
+    """What the store in a bucket adds to a start and an activation."""
+    out = []
+    add = out.append
+    bucket = res["bucket"]
+    add("**The store in a bucket** (`HOUSING_MODEL_STORE=s3://...`, "
+        "`bench/buckets.py`): moto's S3 server on loopback holding both "
+        "versions; each server starts with an empty cache folder, as a new "
+        "pod does (the run's compiled trees beside it, so that these rows "
+        "differ from the folder store's by the bucket alone). A start first "
+        "downloads the active version and checks every file against its "
+        "manifest; an activation to a version the server has not served yet "
+        "downloads it too (`cold`), one it has served comes from its cache "
+        "(`cached`). A real bucket adds its network's latency and bandwidth "
+        "to the downloads.")
+    add("")
+    add("| model | starts | median s | slowest s | folder store's median s |")
+    add("|---|---|---|---|---|")
+    for model in MODELS:
+        times = bucket["ready"][model]
+        add(f"| {LABELS[model]} | {len(times)} | {med(times):.2f} | "
+            f"{max(times):.2f} | {med(res['ready'][model]):.2f} |")
+    add("")
+    add("| path | to | cache | converged s | first new answer s | "
+        "workers replaced s |")
+    add("|---|---|---|---|---|---|")
+    for a in bucket["activation"]:
+        add(f"| {a['how']} | {LABELS[a['to']]} | {a['cache']} | "
+            f"{a['seconds']:.2f} | {a['first_answer_s']:.2f} | "
+            f"{a['workers_replaced_s']:.2f} |")
+    add("")
     return out
 
 
