@@ -19,8 +19,8 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from common import BOOSTED, MODELS, REFERENCE, say
-from processes import call, free_port, gunicorn
-from start import converge
+from processes import free_port, gunicorn
+from start import admin_activation, converge
 from stores import copy_compiled, store_copy
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
@@ -89,12 +89,7 @@ def _activations(args, store, versions, cache_root: Path, env: dict) -> list:
             target = REFERENCE if current == BOOSTED else BOOSTED
             version = versions[target]
             if how == "admin":
-                def action(version=version):
-                    status, body = call(
-                        server.url, "POST", f"/admin/models/{version}/activate",
-                        headers={"Authorization": f"Bearer {token}"})
-                    if status not in (200, 202):
-                        raise RuntimeError(f"activate -> {status} {body}")
+                action = admin_activation(server, token, version)
             else:
                 def action(version=version):
                     store.activate(version)

@@ -123,6 +123,17 @@ def converge(server: Server, version: str, action, timeout: float = 60) -> dict:
         time.sleep(0.005)
 
 
+def admin_activation(server: Server, token: str, version: str):
+    """An activation of ``version`` through ``server``'s admin API."""
+    def action():
+        status, body = call(server.url, "POST",
+                            f"/admin/models/{version}/activate",
+                            headers={"Authorization": f"Bearer {token}"})
+        if status not in (200, 202):
+            raise RuntimeError(f"activate -> {status} {body}")
+    return action
+
+
 def bench_activation(args, ctx) -> dict:
     """Activations on a running service (2 workers), alternating models."""
     from housing_api.store import ModelStore
@@ -141,12 +152,7 @@ def bench_activation(args, ctx) -> dict:
             target = REFERENCE if current == BOOSTED else BOOSTED
             version = versions[target]
             if how == "admin":
-                def action(version=version):
-                    status, body = call(
-                        server.url, "POST", f"/admin/models/{version}/activate",
-                        headers={"Authorization": f"Bearer {token}"})
-                    if status not in (200, 202):
-                        raise RuntimeError(f"activate -> {status} {body}")
+                action = admin_activation(server, token, version)
             else:
                 def action(version=version):
                     ModelStore(store).activate(version)
