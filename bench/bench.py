@@ -25,7 +25,7 @@ server on its own free loopback port with its own copy of the model store.
   10,000 and 1,000,000 homes (``scoring.py``); time from start to
   ``/health/ready``; time for an activation (admin API,
   and the store/CLI path through the master's pointer watcher) to reach
-  every worker, and both again with the store in a bucket (``buckets.py``);
+  every worker, and both again with the store in a bucket (``bucket_store.py``);
   CPU per request in-process and a profile of where it goes
   (``profile_app.py``).
 * The prediction log: the service with it off, on SQLite (the default, as
@@ -55,7 +55,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from batch import bench_batch, bench_explain
-from buckets import bench_bucket
+from bucket_store import bench_bucket
 from common import CEILING_APP, HELLO, HELLO_APP, MODELS, ROOT, say
 from load import Variant, bench_predict, service_variants
 from machine import machine

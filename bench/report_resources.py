@@ -229,7 +229,7 @@ def bucket_rows(args, res: dict) -> list[str]:
     add = out.append
     bucket = res["bucket"]
     add("**The store in a bucket** (`HOUSING_MODEL_STORE=s3://...`, "
-        "`bench/buckets.py`): moto's S3 server on loopback holding both "
+        "`bench/bucket_store.py`): moto's S3 server on loopback holding both "
         "versions; each server starts with an empty cache folder, as a new "
         "pod does (the run's compiled trees beside it, so that these rows "
         "differ from the folder store's by the bucket alone). A start first "

@@ -66,6 +66,13 @@ def test_bench_defaults_are_what_issue_6_asks(monkeypatch):
     assert args.out.name == "benchmarks.md"
 
 
+def test_no_bench_module_is_shadowed_by_a_test_helper():
+    # bench.py imports its siblings by name; the suite imports its helpers
+    # (tests/*.py) by name too, so a shared name loads the wrong module.
+    helpers = {path.stem for path in BENCH.parent.joinpath("tests").glob("*.py")}
+    assert not helpers & {path.stem for path in BENCH.glob("*.py")}
+
+
 def test_hello_answers_without_reading_the_body():
     client = load("hello").app.test_client()
     response = client.post("/v1/predict", data="{not json",
