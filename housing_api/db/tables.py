@@ -30,6 +30,10 @@ predictions = Table(
     Column("level", Float, nullable=False),
     Column("answered_id", String(32), nullable=True,
            comment="a rollout's other estimate: the answered one it was made beside"),
+    Column("variant", String(16), nullable=True,
+           comment="null: the version's model; minimal: its minimal companion"),
+    Column("as_of", String(7), nullable=True,
+           comment="YYYY-MM asked with as_of; null: estimated now"),
     # The one index beside the key, for every query by version and time.
     # Each index costs every logged row (migration 0002).
     Index("ix_predictions_version_created", "model_version", "created_at"),

@@ -163,5 +163,5 @@ class Runner:
                 api_key_id=who if kind == "key" else None,
                 homes=_columns_as_homes(chunk.columns), price=result.price,
                 lower=result.lower, upper=result.upper, level=result.level,
-                created_at=utcnow()))
+                created_at=utcnow(), variant=predictor.variant))
         return record

@@ -56,6 +56,10 @@ class Estimates:
     created_at: datetime
     #: For a rollout's other estimates: the answered estimate of each home.
     answered_ids: Sequence[str] | None = None
+    #: ``minimal`` for a version's minimal companion, None for its model.
+    variant: str | None = None
+    #: The ``YYYY-MM`` the estimates were asked as of; None: "now".
+    as_of: str | None = None
 
     def rows(self) -> list[tuple]:
         """One tuple per home, in the ``predictions`` table's column order."""
@@ -64,7 +68,8 @@ class Estimates:
         head = (self.request_id, self.created_at, self.endpoint,
                 self.model_version, self.client, self.api_key_id)
         answered = self.answered_ids or [None] * len(self.ids)
-        return [(pid, *head, *inputs, price, lower, upper, self.level, link)
+        tail = (self.variant, self.as_of)
+        return [(pid, *head, *inputs, price, lower, upper, self.level, link, *tail)
                 for pid, inputs, price, lower, upper, link in zip(
                     self.ids, _inputs(self.homes), _values(self.price),
                     _values(self.lower), _values(self.upper), answered)]

@@ -165,7 +165,8 @@ def estimate(predictor, records, explain=False, k=None, as_of=None
         for estimate, detail in zip(estimates, details):
             estimate.update(detail)
     g.estimates = len(estimates)  # for the key's usage
-    ids = prediction_log.record(predictor, records, result)
+    asked = months[0] if months else None
+    ids = prediction_log.record(predictor, records, result, as_of=asked)
     if ids is not None:
         for estimate, prediction_id in zip(estimates, ids):
             estimate["prediction_id"] = prediction_id
@@ -191,7 +192,8 @@ def _counterpart(predictor, records, columns, months, ids) -> None:
     except Exception:
         log.exception("the rollout's estimate by %s failed", other.version)
         return
-    prediction_log.record(other, records, result, answered_ids=ids)
+    prediction_log.record(other, records, result, answered_ids=ids,
+                          as_of=months[0] if months else None)
 
 
 def _answer(predictor, as_of, **body):

@@ -16,11 +16,13 @@ def init_app(app) -> None:
     ) if config["PREDICTION_LOG"] else None
 
 
-def record(predictor, homes, result, answered_ids=None) -> list[str] | None:
+def record(predictor, homes, result, answered_ids=None, as_of=None
+           ) -> list[str] | None:
     """Log this request's estimates; return their prediction ids (None if off).
 
     ``answered_ids`` marks them as a rollout's other estimates, each made
-    beside the answered estimate with that id (see ``monitoring.rollouts``).
+    beside the answered estimate with that id (see ``monitoring.rollouts``);
+    ``as_of`` is the month asked (``YYYY-MM``), None for estimates "now".
     """
     prediction_log = current_app.extensions["housing_log"]
     if prediction_log is None:
@@ -32,5 +34,5 @@ def record(predictor, homes, result, answered_ids=None) -> list[str] | None:
         api_key_id=key.id if (key := g.get("api_key")) is not None else None,
         homes=homes, price=result.price, lower=result.lower,
         upper=result.upper, level=result.level, created_at=utcnow(),
-        answered_ids=answered_ids))
+        answered_ids=answered_ids, variant=predictor.variant, as_of=as_of))
     return ids

@@ -20,7 +20,8 @@ def row(pid: str, created: datetime = CREATED, price: float = 512_345.678) -> di
             "client": "10.0.0.7", "api_key_id": "0123456789abcdef", **values,
             "zipcode": "98118",
             "price": price, "lower": price * 0.8, "upper": price * 1.2,
-            "level": 0.8, "answered_id": "fedcba9876543210" * 2}
+            "level": 0.8, "answered_id": "fedcba9876543210" * 2,
+            "variant": "minimal", "as_of": "2015-01"}
 
 
 def as_tuple(values: dict) -> tuple:

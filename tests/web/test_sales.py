@@ -247,3 +247,29 @@ def test_live_figures_equal_the_holdout_metrics_boosted(
     report_all(client, ids, prices)
     assert_live_equals_holdout(client)
     close_app(app)
+
+
+def test_the_log_says_which_model_made_an_estimate_and_the_month_asked(
+        boosted_store, database_url, tmp_path, home):
+    """What the intervals' adaptation counts apart: "now" estimates of the
+    version's model, its minimal companion's, and those asked as of a month."""
+    from housing_api.db import predictions
+    from housing_api.inference.features.minimal import MINIMAL_INPUTS
+
+    app = make_logged_app(shutil.copytree(boosted_store, tmp_path / "model"),
+                          database_url, tmp_path / "spool")
+    client = app.test_client()
+    now = estimate(client, home)
+    then = estimate(client, home, "2015-01-17")
+    minimal = client.post("/v1/predict/minimal", json={
+        name: home[name] for name in MINIMAL_INPUTS}).get_json()
+    assert minimal["model"]["variant"] == "minimal"
+    flushed(app)
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        logged = {row.id: (row.variant, row.as_of) for row in connection.execute(
+            select(predictions.c.id, predictions.c.variant, predictions.c.as_of))}
+    engine.dispose()
+    close_app(app)
+    assert logged == {now: (None, None), then: (None, "2015-01"),
+                      minimal["prediction_id"]: ("minimal", None)}
