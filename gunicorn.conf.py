@@ -129,6 +129,9 @@ def post_fork(server, worker):
     # queries the database every MONITORING_REFRESH_INTERVAL seconds.
     if extensions.get("housing_gauges") is not None:
         extensions["housing_gauges"].start()
+    # This worker's intervals, adapted to the sales reported since.
+    if extensions.get("housing_adaptation") is not None:
+        extensions["housing_adaptation"].start()
     # This worker's copy of the API keys, and its refresher thread.
     if extensions.get("housing_keys") is not None:
         extensions["housing_keys"].start()

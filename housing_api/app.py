@@ -1,6 +1,7 @@
 """The application factory."""
 import logging
 
+from .monitoring.adaptation import IntervalAdaptation
 from .monitoring.gauges import LiveGauges
 from .monitoring.rollouts import AbortRule, RolloutGuard
 from .serving import ModelState
@@ -42,6 +43,12 @@ def create_app(test_config=None):
         app.config["PREDICTION_LOG_SPOOL_DIR"] / "gauges.lock",
         interval=app.config["MONITORING_REFRESH_INTERVAL"],
         guard=rule and RolloutGuard(state, rule, service_metrics))
+    # Intervals adapt to the sales reported for the estimates in the log.
+    app.extensions["housing_adaptation"] = IntervalAdaptation(
+        state, app.extensions["housing_db"],
+        app.config["INTERVAL_ADAPTATION_STEP"],
+        app.config["INTERVAL_ADAPTATION_REFRESH"],
+    ) if app.config["PREDICTION_LOG"] else None
     return app
 
 

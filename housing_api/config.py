@@ -128,6 +128,14 @@ PREDICTION_LOG_RETENTION_DAYS = 365
 #: /metrics (one worker queries the database; 0 turns them off).
 MONITORING_REFRESH_INTERVAL = 60.0
 
+#: Intervals of estimates "now" adapt to the sales reported for them
+#: (inference/adaptive.py): a sale above its upper bound moves that band's
+#: upper bound out by 0.9 times this many log units, every other sale in by
+#: 0.1 times (0.005: 0.45% and 0.05%); the lower bound likewise; 0 turns
+#: it off. Each worker reads the counts every INTERVAL_ADAPTATION_REFRESH s.
+INTERVAL_ADAPTATION_STEP = 0.005
+INTERVAL_ADAPTATION_REFRESH = 60.0
+
 #: End a canary by itself when, on at least ROLLOUT_ABORT_MIN_SALES reported
 #: sales of the homes both versions priced, its MAPE is worse than the
 #: active version's by more than ROLLOUT_ABORT_MARGIN (a fraction: 0.01 is

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .adaptive import Adaptation
 from .comparables import DEFAULT_K, TrainingSales, similarity
 from .demographics import Demographics
 from .explain import (
@@ -64,10 +65,25 @@ class Interval:
                              "edges, and one finite lower and upper log ratio "
                              "per price band (one more than the edges)")
 
-    def bounds(self, banded: np.ndarray, price: np.ndarray):
-        """``(lower, upper)`` of ``price``, in the band of ``banded``."""
-        band = np.searchsorted(self._edges, banded, side="right")
-        return price * self._lower[band], price * self._upper[band]
+    @property
+    def edges(self) -> tuple[float, ...]:
+        """The price each band but the first starts at."""
+        return tuple(self._edges.tolist())
+
+    def band(self, banded: np.ndarray) -> np.ndarray:
+        """The band of each price of ``banded``."""
+        return np.searchsorted(self._edges, banded, side="right")
+
+    def bounds(self, banded: np.ndarray, price: np.ndarray,
+               adaptation: Adaptation | None = None):
+        """``(lower, upper)`` of ``price``, in the band of ``banded``;
+        widened (or narrowed, never past ``price``) by ``adaptation``."""
+        band = self.band(banded)
+        if adaptation is None:
+            return price * self._lower[band], price * self._upper[band]
+        lower = np.minimum(self._lower[band] * np.exp(-adaptation.lower[band]), 1.0)
+        upper = np.maximum(self._upper[band] * np.exp(adaptation.upper[band]), 1.0)
+        return price * lower, price * upper
 
 
 class Predictor:
@@ -110,6 +126,10 @@ class Predictor:
         self.interval_as_of = Interval(metadata.get("interval_as_of",
                                                     metadata["interval"]))
         self.level = self.interval.level
+        #: Set in a serving process from the sales reported for this
+        #: version's estimates "now" (``monitoring.adaptation``); None: the
+        #: interval as trained.
+        self.adaptation: Adaptation | None = None
         market = metadata.get("market_index")
         self.market = None if market is None else MarketIndex.from_dict(market)
         self._ranges = [
@@ -162,12 +182,13 @@ class Predictor:
         raw = np.asarray(self.estimator.predict(self.features(columns)))
         now = TARGETS[self.target](raw, columns)
         if offsets is None:
-            price, interval = now, self.interval
+            price, interval, adaptation = now, self.interval, self.adaptation
         else:
             price, interval = now * np.exp(offsets), self.interval_as_of
+            adaptation = None
         # Per-price-band multiplicative interval, calibrated out of fold when
         # the version was trained; bands are of the price at today's level.
-        lower, upper = interval.bounds(now, price)
+        lower, upper = interval.bounds(now, price, adaptation)
         return Prediction(
             price=price, lower=lower, upper=upper, level=interval.level,
             warnings=self.range_warnings(columns, len(price)),

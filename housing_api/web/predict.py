@@ -463,16 +463,35 @@ class Features(MethodView):
             features["minimal_model"] = {
                 "model": _model_ref(predictor.minimal),
                 **{key: companion[key] for key in (
-                    "features", "metrics", "interval", "interval_as_of")}}
+                    "features", "metrics", "interval", "interval_as_of")},
+                "interval_adaptation": _adaptation(predictor.minimal)}
         return features
+
+
+def _adaptation(predictor) -> dict:
+    """How far the sales reported so far have moved ``predictor``'s interval
+    (``monitoring.adaptation``): log ratios per band, 0 where none did."""
+    adaptation = predictor.adaptation
+    bands = len(predictor.interval.edges) + 1
+    on = current_app.extensions.get("housing_adaptation") is not None
+    return {"step": current_app.config["INTERVAL_ADAPTATION_STEP"] if on else 0.0,
+            **(adaptation.to_dict() if adaptation is not None else
+               {"sales": 0, "lower": [0.0] * bands, "upper": [0.0] * bands})}
 
 
 @blp.route("/model")
 class Model(MethodView):
     @blp.response(200, ModelInfoSchema)
     def get(self):
-        """Describe the active model version, with its holdout metrics"""
-        return active_predictor().metadata
+        """Describe the active model version, with its holdout metrics
+
+        `interval_adaptation` says how far the sales reported for its
+        estimates "now" have moved the bounds of each price band of
+        `interval` (log ratios; positive: wider), and on how many sales.
+        """
+        predictor = active_predictor()
+        return {**predictor.metadata,
+                "interval_adaptation": _adaptation(predictor)}
 
 
 @blp.route("/zipcodes")

@@ -87,6 +87,11 @@ class MinimalModelSchema(Schema):
     metrics = fields.Dict(metadata={"description": "Its own holdout metrics."})
     interval = fields.Dict()
     interval_as_of = fields.Dict()
+    interval_adaptation = fields.Dict(metadata={
+        "description": "How far the sales reported since have moved each "
+                       "band's bounds of `interval` (log ratios: `lower` "
+                       "and `upper`, positive wider), on how many `sales`, "
+                       "by `step` per sale outside."})
 
 
 class FeaturesSchema(Schema):
@@ -117,6 +122,11 @@ class ModelInfoSchema(Schema):
         "description": "The 80% interval of estimates \"now\" (no as_of)."})
     interval_as_of = fields.Dict(metadata={
         "description": "The interval of estimates as of a month in training."})
+    interval_adaptation = fields.Dict(metadata={
+        "description": "How far the sales reported since have moved each "
+                       "band's bounds of `interval` (log ratios: `lower` "
+                       "and `upper`, positive wider), on how many `sales`, "
+                       "by `step` per sale outside."})
     market_index = fields.Dict(metadata={
         "description": "Log market level per month relative to the latest."})
     companions = fields.Dict(metadata={
