@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, KFold
 
+from ..inference.adaptive import simulate
 from ..inference.demographics import Demographics
 from ..inference.market import month_numbers, sale_months
 from ..ops import progress
@@ -37,6 +38,9 @@ class Scored:
     lower: np.ndarray
     upper: np.ndarray
     metrics: dict = field(init=False)
+    #: The same estimates with the intervals the service would have given
+    #: had each sale been reported the day it sold (``inference.adaptive``).
+    adapted: "Scored | None" = None
 
     def __post_init__(self):
         self.metrics = regression_metrics(self.actual, self.price)
@@ -81,9 +85,27 @@ def score(predictor, sales: Sales, rows: np.ndarray, now: bool = False) -> Score
 
 def refit_and_score(trainer, params, sales, demographics, train, test,
                     now=False) -> Scored:
+    """Refit on ``train`` and score ``test``; estimated ``now``, with the
+    intervals adapted to the test sales as they sell, too."""
     # The companion answers minimal requests; the protocols score the model.
     fit = ALGORITHMS[trainer](sales, demographics, train, params, companion=False)
-    return score(fit.predictor, sales, test, now)
+    scored = score(fit.predictor, sales, test, now)
+    if now:
+        scored.adapted = adapted(fit.predictor, scored,
+                                 sales.frame["date"].astype(str).str[:8]
+                                 .to_numpy()[test])
+    return scored
+
+
+def adapted(predictor, scored: Scored, days: np.ndarray) -> Scored:
+    """``scored`` with the intervals of a service told each sale's price
+    the day it sold (the default step; ``inference.adaptive``)."""
+    interval = predictor.interval
+    lower, upper = simulate(
+        scored.actual, scored.price, scored.lower, scored.upper,
+        interval.band(scored.price), days, len(interval.edges) + 1,
+        interval.level)
+    return Scored(scored.rows, scored.actual, scored.price, lower, upper)
 
 
 def price_thirds(actual: np.ndarray) -> np.ndarray:
@@ -164,9 +186,13 @@ def evaluate_version(store, version: str, data_dir: Path, quick: bool = False
     day = f"{TIME_CUTOFF[:4]}-{TIME_CUTOFF[4:6]}-{TIME_CUTOFF[6:]}"
     with progress.steps(f"{version}: time split, trained before {day}"):
         later = refit(before, after, now=True)
+    thirds = price_thirds(later.actual)
     ev.time_split = {"cutoff": TIME_CUTOFF, "n_train": len(before),
                      "n_test": len(after), **later.metrics,
-                     "by_third": breakdown(later, price_thirds(later.actual), THIRDS)}
+                     "by_third": breakdown(later, thirds, THIRDS),
+                     "adapted": {**later.adapted.metrics,
+                                 "by_third": breakdown(later.adapted, thirds,
+                                                       THIRDS)}}
 
     months = sale_months(sales.frame["date"].to_numpy())
     cutoffs = ROLLING_CUTOFFS[1::2] if quick else ROLLING_CUTOFFS
@@ -183,6 +209,9 @@ def evaluate_version(store, version: str, data_dir: Path, quick: bool = False
                 **scored.metrics,
                 "by_months_ahead": breakdown(scored, ahead,
                                              range(ahead.max() + 1)),
+                "adapted_coverage": scored.adapted.metrics["coverage"],
+                "adapted_by_months_ahead": breakdown(scored.adapted, ahead,
+                                                     range(ahead.max() + 1)),
             })
             bar.update(postfix=f"cut-off {cutoff}")
 

@@ -55,3 +55,26 @@ def test_simulated_sales_end_up_covered_as_promised_whatever_the_drift(drift):
     if drift:
         static = (actual >= lower) & (actual <= upper)
         assert static.mean() < 0.75  # what the trained interval alone keeps
+
+
+def test_the_simulation_gives_what_the_interval_gives_after_each_day():
+    """``simulate`` (the evaluation's) against the serving path: each
+    day's bounds from ``Interval.bounds`` with the counts of the days before."""
+    rng = np.random.default_rng(3)
+    interval = Interval(INTERVAL)
+    days = np.repeat(np.arange(30), 7)
+    estimate = rng.uniform(2e5, 8e5, len(days))
+    actual = estimate * np.exp(rng.normal(0.05, 0.25, len(days)))
+    lower, upper = interval.bounds(estimate, estimate)
+    bands = interval.band(estimate)
+    simulated = simulate(actual, estimate, lower, upper, bands, days, 2, 0.8)
+    counts = np.zeros((3, 2), dtype=int)
+    for day in range(30):
+        rows = days == day
+        state = Adaptation.tracked(BandCounts(*counts), 0.8, 0.005)
+        low, high = interval.bounds(estimate[rows], estimate[rows], state)
+        np.testing.assert_allclose(simulated[0][rows], low, rtol=1e-12)
+        np.testing.assert_allclose(simulated[1][rows], high, rtol=1e-12)
+        np.add.at(counts[0], bands[rows], 1)
+        np.add.at(counts[1], bands[rows], actual[rows] < low)
+        np.add.at(counts[2], bands[rows], actual[rows] > high)
