@@ -56,8 +56,11 @@ class Adaptation:
                    int(n.sum()))
 
     def to_dict(self) -> dict:
-        return {"sales": self.sales, "lower": self.lower.tolist(),
-                "upper": self.upper.tolist()}
+        # Rounded: 0.0045, not 0.0045000000000000005 (a billionth of a
+        # log ratio is a thousandth of a cent on a million dollars).
+        return {"sales": self.sales,
+                "lower": [round(v, 9) for v in self.lower.tolist()],
+                "upper": [round(v, 9) for v in self.upper.tolist()]}
 
 
 def simulate(actual: np.ndarray, estimate: np.ndarray, lower: np.ndarray,
