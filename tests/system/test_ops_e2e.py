@@ -505,3 +505,35 @@ def test_every_gunicorn_log_line_is_json_and_holds_no_token(model_dir, home):
     assert sum(r["path"] == "/admin/models" and r["status"] == 401
                for r in access.values()) == 3
     assert TOKEN not in log and "wrong-token-x" not in log
+
+
+def test_every_worker_widens_its_intervals_after_sales_fall_outside(model_dir, home):
+    """Sales reported above their intervals reach every Gunicorn worker's
+    next answers within the refresh interval (each reads the counts)."""
+    import math
+
+    env = {"HOUSING_INTERVAL_ADAPTATION_REFRESH": "0.5",
+           "HOUSING_PREDICTION_LOG_FLUSH_INTERVAL": "0.2",
+           "HOUSING_RATELIMIT_ENABLED": "false"}
+    with gunicorn_server(model_dir, env=env, workers=WORKERS) as server:
+        answers = [r.json() for r in post_many(server.url, home, 10)]
+        upper = answers[0]["interval"]["upper"]
+        sales = {"sales": [{"prediction_id": a["prediction_id"],
+                            "sale_price": 3 * a["prediction"],
+                            "sale_date": "2015-06-01"} for a in answers]}
+
+        def reported():
+            response = requests.post(f"{server.url}/v1/sales", json=sales, timeout=10)
+            return response.status_code == 200  # a 422 until the log is flushed
+
+        wait_for(reported, "the sales recorded", 10, server.log_text)
+        widened = upper * math.exp(10 * 0.9 * 0.005)
+
+        def everywhere():
+            uppers = [r.json()["interval"]["upper"]
+                      for r in post_many(server.url, home, 16, threads=8)]
+            # Within a cent: the answer rounds the widened bound, not the
+            # rounded one widened.
+            return all(abs(u - widened) <= 0.01 for u in uppers)
+
+        wait_for(everywhere, "every answer widened", 10, server.log_text)
