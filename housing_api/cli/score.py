@@ -28,6 +28,26 @@ def _checks(predictor):
     return RowChecks(fast_mask=schema.fast_mask, load=load)
 
 
+def _adapt(settings, predictor) -> None:
+    """The intervals the API gives now: adapted to the sales reported in the
+    service's database, if there is one (``monitoring.adaptation``)."""
+    from sqlalchemy.engine import make_url
+
+    from ..db import make_engine
+    from ..monitoring.adaptation import adapted
+
+    url = make_url(settings["DATABASE_URL"])
+    if not settings["PREDICTION_LOG"] or (
+            url.get_backend_name() == "sqlite"
+            and not (url.database and Path(url.database).exists())):
+        return  # no service has logged here: nothing to read
+    engine = make_engine(settings["DATABASE_URL"])
+    try:
+        adapted(engine, predictor, settings["INTERVAL_ADAPTATION_STEP"])
+    finally:
+        engine.dispose()
+
+
 @click.command("score")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False,
                                           path_type=Path))
@@ -60,6 +80,7 @@ def score_command(source, out, version, explain, chunk_rows):
         predictor = store.load(version)
     except ModelStoreError as exc:
         fail(str(exc))
+    _adapt(settings, predictor)
     total = count_rows(source)
     try:
         with Progress(f"scoring {source.name} with {version}", total=total,

@@ -39,7 +39,9 @@ def worker_command(once, poll):
     store = model_store(settings)
     files = job_files(settings["JOBS_DIR"], settings["JOBS_SCRATCH_DIR"])
     runner = Runner(engine, store, files, _checks, prediction_log=prediction_log,
-                    lease=timedelta(seconds=settings["JOB_LEASE_SECONDS"]))
+                    lease=timedelta(seconds=settings["JOB_LEASE_SECONDS"]),
+                    adaptation_step=settings["INTERVAL_ADAPTATION_STEP"]
+                    if settings["PREDICTION_LOG"] else 0.0)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: runner.stop.set())
     try:

@@ -13,6 +13,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from ..monitoring.adaptation import adapted
 from ..monitoring.log import Estimates, utcnow
 from ..serving.scoring import ScoringError, count_rows, score_csv
 from . import queue
@@ -46,8 +47,11 @@ class Runner:
 
     def __init__(self, engine, store, files, checks_for, prediction_log=None,
                  lease: timedelta = timedelta(seconds=60), chunk_rows: int = 10_000,
-                 worker: str | None = None):
+                 worker: str | None = None, adaptation_step: float = 0.0):
         self.engine, self.store, self.files = engine, store, files
+        #: Intervals adapted to the reported sales as the API's are, read
+        #: when each job starts (0: as trained; ``monitoring.adaptation``).
+        self.adaptation_step = adaptation_step
         self.checks_for, self.prediction_log = checks_for, prediction_log
         self.lease, self.chunk_rows = lease, chunk_rows
         self.worker = worker or queue.worker_name()
@@ -116,6 +120,7 @@ class Runner:
             queue.finish(self.engine, job.id, self.worker, queue.FAILED,
                          error=f"version {version} cannot serve: {exc}"[:2000])
             return
+        adapted(self.engine, predictor, self.adaptation_step)
         try:
             # The result is in place (uploaded, from a bucket's scratch copy)
             # before the job says it succeeded.

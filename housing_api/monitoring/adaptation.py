@@ -10,7 +10,9 @@ Estimates asked ``as_of`` a past month keep the interval as trained: the
 market of a month the training sales cover has not moved since.
 
 While the database is away, a process keeps the state it last read (or
-the interval as trained, if it never read one). Processes refresh on
+the interval as trained, if it never read one). A scoring job and the
+``score`` command read the counts once, when they start (``adapted``).
+Processes refresh on
 their own, so for up to one interval two workers may answer with bounds
 a few reported sales apart. Fork safety as in ``monitoring.log``: the
 thread belongs to the process that starts it (Gunicorn's ``post_fork``).
@@ -51,13 +53,34 @@ def band_counts(engine, version: str, variant: str | None, edges) -> BandCounts:
     return BandCounts(*counts)
 
 
+def adapt(engine, predictor, step: float) -> None:
+    """Set ``predictor``'s adaptation (and its minimal companion's) from the
+    sales reported so far; raises if the database cannot be read."""
+    for model in [predictor] + ([predictor.minimal] if predictor.minimal else []):
+        counts = band_counts(engine, model.version, model.variant,
+                             model.interval.edges)
+        adaptation = Adaptation.tracked(counts, model.interval.level, step)
+        model.adaptation = adaptation if adaptation.sales else None
+
+
+def adapted(engine, predictor, step: float) -> bool:
+    """``adapt``, for a process that estimates once (a job, the score
+    command): False, and the interval as trained, if the database (or its
+    prediction log) is not there."""
+    if step <= 0:
+        return False
+    try:
+        adapt(engine, predictor, step)
+    except Exception as exc:
+        log.warning("intervals as trained, not adapted to the reported sales: "
+                    "%s", type(exc).__name__)
+        return False
+    return True
+
+
 def served(state) -> list:
-    """Every predictor ``state`` answers with."""
-    models = []
-    for predictor in (state.predictor, state.challenger):
-        if predictor is not None:
-            models += [predictor] + ([predictor.minimal] if predictor.minimal else [])
-    return models
+    """The versions ``state`` answers with (each with its companion)."""
+    return [p for p in (state.predictor, state.challenger) if p is not None]
 
 
 class IntervalAdaptation:
@@ -88,11 +111,7 @@ class IntervalAdaptation:
         try:
             engine = self.engine.get()
             for predictor in served(self.state):
-                counts = band_counts(engine, predictor.version, predictor.variant,
-                                     predictor.interval.edges)
-                adaptation = Adaptation.tracked(counts, predictor.interval.level,
-                                                self.step)
-                predictor.adaptation = adaptation if adaptation.sales else None
+                adapt(engine, predictor, self.step)
         except Exception as exc:
             log.warning("intervals not adapted to the reported sales: %s",
                         type(exc).__name__)

@@ -94,3 +94,50 @@ def test_the_adaptation_survives_an_outage_and_a_restart(
     again = answer(restarted.test_client(), home)
     close_app(restarted)
     assert again["interval"] == adapted
+
+
+def test_a_job_and_the_score_command_give_the_apis_adapted_intervals(
+        served, home, database_url, tmp_path):
+    """The same home priced by the API, ``housing-api score`` and a scoring
+    job: the same interval, adapted, to the cent."""
+    import csv
+    import uuid
+    from datetime import timedelta
+
+    from conftest import DATA_DIR, HousingCliRunner
+    from housing_api.cli.score import _checks
+    from housing_api.db import make_engine
+    from housing_api.jobs import queue
+    from housing_api.jobs.files import JobFiles
+    from housing_api.jobs.runner import Runner
+    from housing_api.store import ModelStore
+
+    app, client = served
+    trained = answer(client, home)["interval"]
+    report(app, client, [answer(client, home) for _ in range(10)], 3.0)
+    asked = answer(client, home)["interval"]
+    assert asked["upper"] > trained["upper"]
+    lines = (DATA_DIR / "future_unseen_examples.csv").read_text().splitlines()
+    source = tmp_path / "home.csv"  # ``home``: the first of the examples
+    source.write_text("\n".join(lines[:2]) + "\n")
+    model_dir = app.config["MODEL_DIR"]
+
+    result = HousingCliRunner({"MODEL_DIR": model_dir, "DATA_DIR": DATA_DIR,
+                               "DATABASE_URL": database_url}).invoke(
+        args=["score", str(source), str(tmp_path / "command.csv")])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "command.csv", newline="") as f:
+        (by_command,) = list(csv.DictReader(f))
+
+    engine, files = make_engine(database_url), JobFiles(tmp_path / "jobs")
+    job_id = uuid.uuid4().hex
+    size = files.save_upload(job_id, [source.read_bytes()], limit=10**6)
+    queue.submit(engine, "address:10.0.0.7", size, timedelta(days=1), job_id=job_id)
+    Runner(engine, ModelStore(model_dir), files, _checks,
+           adaptation_step=STEP).run_once()
+    with open(files.result(job_id), newline="") as f:
+        (by_job,) = list(csv.DictReader(f))
+    engine.dispose()
+    for row in (by_command, by_job):
+        assert (float(row["lower"]), float(row["upper"])) == (
+            asked["lower"], asked["upper"])
