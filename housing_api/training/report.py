@@ -195,17 +195,19 @@ def _plots(ev: Evaluation, out: Path) -> dict:
     for r in ev.rolling:
         ahead = [g["group"] for g in r["by_months_ahead"]]
         line, = left.plot(ahead, [g["coverage"] for g in r["by_months_ahead"]],
-                          "o-", label=f"cut-off {r['cutoff']}, as trained")
+                          "o-", label=f"cut-off {r['cutoff']}")
         left.plot(ahead, [g["coverage"] for g in r["adapted_by_months_ahead"]],
-                  "s--", color=line.get_color(), label="adapted")
+                  "s--", color=line.get_color())
         right.plot(ahead, [g["mape"] for g in r["by_months_ahead"]], "o-",
                    label=f"cut-off {r['cutoff']}")
-    left.axhline(0.8, color="red", lw=1, ls="--", label="target 80%")
+    left.axhline(0.8, color="red", lw=1, ls=":", label="target 80%")
     left.set(ylim=(0.5, 1), xlabel="months after the cut-off",
-             ylabel="80% interval coverage", title="coverage of later sales")
+             ylabel="80% interval coverage",
+             title="coverage of later sales\n(solid: as trained; dashed: adapted "
+                   "to reported sales)")
     right.set(ylim=(0, None), xlabel="months after the cut-off", ylabel="MAPE",
               title="error on later sales")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, ncol=2, loc="upper right")
     fig.suptitle(f"{ev.name}: rolling origin")
     paths["Rolling origin"] = _save(fig, out / f"{slug}-rolling-origin.png")
     return paths
