@@ -89,8 +89,11 @@ class Watched:
 def server(boosted_store, tmp_path_factory):
     model_dir = shutil.copytree(boosted_store,
                                 tmp_path_factory.mktemp("browser") / "model")
+    # The intervals adapt within half a second of a sale reported.
     with gunicorn_server(model_dir, env={"HOUSING_RATELIMIT_ENABLED": "false",
-                                         "HOUSING_ADMIN_TOKENS": TOKEN}) as s:
+                                         "HOUSING_ADMIN_TOKENS": TOKEN,
+                                         "HOUSING_INTERVAL_ADAPTATION_REFRESH":
+                                         "0.5"}) as s:
         yield s
 
 
@@ -191,7 +194,14 @@ def test_the_models_page_draws_live_accuracy_and_drift(tab, server, homes):
         page_wait.wait_for_timeout(200)
     assert response.status_code == 200, response.text
     page = tab.page
-    page.goto("/models")
+    for _ in range(50):  # each worker reads the sales within half a second
+        page.goto("/models")
+        if "Adapted to the 100 sales" in page.locator("#adaptation").inner_text():
+            break
+        page.wait_for_timeout(200)
+    assert "Adapted to the 100 sales" in page.locator("#adaptation").inner_text()
+    model = requests.get(server.url + "/v1/model", timeout=10).json()
+    assert page.locator("#bands tbody tr").count() == len(model["interval"]["lower"])
     assert page.locator("#versions tr.active").count() == 1
     weeks = requests.get(server.url + "/v1/model/performance?by=week",
                          timeout=10).json()["live"]

@@ -295,3 +295,24 @@ def test_the_api_says_nosniff_and_takes_no_csrf_token(client, home):
     assert response.status_code == 200
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" not in response.headers
+
+
+def test_the_models_page_shows_how_far_reported_sales_moved_the_interval(
+        logged_client, home):
+    app, client = logged_client
+    bands = len(client.get("/v1/model").get_json()["interval"]["lower"])
+    html = client.get("/models").get_data(as_text=True)
+    assert "As trained: no sale has been reported yet" in html
+    assert html.count("<td>+0.00%</td><td>+0.00%</td>") == bands  # every band
+    answers = [client.post("/v1/predict", json=home).get_json() for _ in range(10)]
+    assert app.extensions["housing_log"].flush()
+    assert client.post("/v1/sales", json={"sales": [
+        {"prediction_id": a["prediction_id"], "sale_price": 3 * a["prediction"],
+         "sale_date": "2026-11-30"} for a in answers]}).status_code == 200
+    assert app.extensions["housing_adaptation"].run_once()
+    html = client.get("/models").get_data(as_text=True)
+    assert "Adapted to the 10 sales reported" in html
+    # Ten sales above in the home's band: its upper bound e^(10 * 0.9 * 0.005)
+    # higher, its lower bound e^(10 * 0.1 * 0.005) higher; the others as trained.
+    assert html.count("<td>+0.50%</td><td>+4.60%</td>") == 1
+    assert html.count("<td>+0.00%</td><td>+0.00%</td>") == bands - 1
