@@ -21,6 +21,10 @@ class PreconditionFailed(Exception):
     """The object changed (or exists) since it was read: a lost race."""
 
 
+class NotModified(Exception):
+    """The object still has the ETag the conditional read named."""
+
+
 class BucketUnavailableError(OSError):
     """The bucket could not be reached, or refused the request."""
 
@@ -84,6 +88,8 @@ class Bucket:
         error = exc.response.get("Error", {})
         code = error.get("Code")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 304 or code == "304":
+            return NotModified(key)
         if status in (409, 412) or code in ("PreconditionFailed",
                                             "ConditionalRequestConflict"):
             return PreconditionFailed(key)
@@ -93,10 +99,12 @@ class Bucket:
         return self.unavailable(5, f"{self.url}: {code}: "
                                    f"{error.get('Message') or exc}")
 
-    def get(self, key: str) -> tuple[bytes, str] | None:
-        """The object's bytes and its ETag, or None if it does not exist."""
+    def get(self, key: str, unless: str | None = None) -> tuple[bytes, str] | None:
+        """The object's bytes and its ETag, or None if it does not exist;
+        :class:`NotModified` (no body sent) if its ETag is still ``unless``."""
+        condition = {"IfNoneMatch": unless} if unless else {}
         try:
-            response = self.call("get_object", Key=key)
+            response = self.call("get_object", Key=key, **condition)
         except FileNotFoundError:
             return None
         return self.read(response["Body"]), response["ETag"]

@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable
 
-from ..store import ModelStoreError
 from .state import ModelState
 
 log = logging.getLogger(__name__)
@@ -28,16 +27,9 @@ class PointerWatcher:
         """Return whether a reload should be asked for now."""
         store = self.state.store
         try:
-            pointer = store.current()
-            complete = pointer is not None and store.exists(pointer)
-            try:
-                rollout = store.rollout()
-            except OSError:
-                raise
-            except ModelStoreError:  # the state logs it on reload
-                rollout = None
-            if rollout is not None:
-                complete = complete and store.exists(rollout.challenger)
+            # One read of the pointer (a bucket answers 304 while it has not
+            # changed); an unreadable rollout is logged by the reload.
+            pointer, rollout, complete = store.served()
         except OSError as exc:  # unreadable for now (a bucket outage): serve on
             if not self._unreachable:
                 log.warning("the model store is unreachable (%s); %s serves "

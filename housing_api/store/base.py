@@ -137,6 +137,25 @@ class VersionStore:
         """Return the active version's name, or None before the first one."""
         return self._pointer().current
 
+    def served(self) -> tuple[str | None, Rollout | None, bool]:
+        """What a watcher polls, from one read of the pointer: the active
+        version, the rollout in progress (None if there is none, or if it is
+        unreadable: ``reload`` says why), and whether every version of the
+        two is stored."""
+        pointer = self._pointer()
+        try:
+            rollout = pointer.live_rollout
+        except ModelStoreError:
+            rollout = None
+        wanted = [v for v in (pointer.current, rollout and rollout.challenger) if v]
+        complete = pointer.current is not None and all(
+            self._stored(v, pointer) for v in wanted)
+        return pointer.current, rollout, complete
+
+    def _stored(self, version: str, pointer: Pointer) -> bool:
+        """``exists``, for a store whose answer depends on ``pointer``."""
+        return self.exists(version)
+
     def history(self) -> list[str]:
         """Return the activation history, oldest first, ending at the active one."""
         return list(self._pointer().history)

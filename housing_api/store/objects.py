@@ -37,7 +37,7 @@ from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..ops.buckets import TIMEOUT_SECONDS, Bucket, PreconditionFailed
+from ..ops.buckets import TIMEOUT_SECONDS, Bucket, NotModified, PreconditionFailed
 from . import files as folder_files
 from .base import CHANGE_ATTEMPTS, HISTORY_LIMIT, Pointer, VersionStore
 from .errors import (
@@ -66,6 +66,8 @@ class ObjectModelStore(VersionStore):
         self.cache_dir = cache_root / "cache" / self.bucket.name / self.bucket.prefix
         self.versions_dir = self.staging_dir = self.cache_dir / "versions"
         self.compiled_dir = cache_root / "compiled"
+        #: The pointer as last read, and its ETag (for conditional reads).
+        self._last_pointer: tuple[Pointer, str] | None = None
 
     # The pointer.
 
@@ -73,8 +75,16 @@ class ObjectModelStore(VersionStore):
         return self._read_pointer()[0]
 
     def _read_pointer(self) -> tuple[Pointer, str | None]:
-        found = self.bucket.get(self.bucket.key(POINTER))
+        # A conditional read: while the pointer has not changed, the bucket
+        # answers 304 without a body and this process's last parse stands.
+        last = self._last_pointer
+        try:
+            found = self.bucket.get(self.bucket.key(POINTER),
+                                    unless=last[1] if last else None)
+        except NotModified:
+            return last
         if found is None:
+            self._last_pointer = None
             return Pointer(), None
         data, etag = found
         try:
@@ -94,6 +104,7 @@ class ObjectModelStore(VersionStore):
         except (ValueError, KeyError, TypeError) as exc:
             pointer = replace(pointer, damage=(
                 f"the rollout in {self.location}/{POINTER} is unreadable: {exc!r}"))
+        self._last_pointer = pointer, etag
         return pointer, etag
 
     def _change(self, change: Callable[[Pointer], Pointer]) -> Pointer:
@@ -157,9 +168,20 @@ class ObjectModelStore(VersionStore):
     def exists(self, version: str) -> bool:
         """Return whether ``version`` is stored (its manifest is, and it was
         not deleted)."""
-        return bool(VERSION_RE.match(version)) \
-            and version not in self._pointer().deleted \
-            and self.bucket.head(self.bucket.key("versions", version, MANIFEST))
+        return self._stored(version, self._pointer())
+
+    def _stored(self, version: str, pointer: Pointer) -> bool:
+        # The active version and a rollout's, once this process has
+        # downloaded and checked them, without asking the bucket: a version
+        # never changes, and the pointer naming it keeps it from deletion.
+        if not VERSION_RE.match(version) or version in pointer.deleted:
+            return False
+        rollout = pointer.rollout
+        named = version == pointer.current or rollout is not None and version in (
+            rollout.champion, rollout.challenger)
+        if named and (self.versions_dir / version / METADATA).is_file():
+            return True
+        return self.bucket.head(self.bucket.key("versions", version, MANIFEST))
 
     def path(self, version: str) -> Path:
         """The local folder of ``version``, downloaded and checked if need be."""

@@ -290,3 +290,25 @@ def test_a_forked_worker_uses_the_bucket_on_its_own_connections(s3_store,
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert s3_store.current() == b and s3_store.history() == [a, b]
+
+
+def test_an_idle_poll_asks_only_whether_the_pointer_changed(s3_store, versions):
+    """What a master's watcher asks the bucket each poll while nothing
+    changes: the pointer, once, read conditionally (304, no body); the
+    served version is not looked up again. A change is seen at once."""
+    a, b = versions
+    state = ModelState(s3_store)
+    state.reload()
+    watcher = PointerWatcher(state)
+    assert not watcher.poll()
+    calls = []
+    s3_store.bucket.client.meta.events.register(
+        "after-call.s3", lambda http_response, model, **_: calls.append(
+            (model.name, http_response.status_code)))
+    assert not watcher.poll()
+    assert calls == [("GetObject", 304)]
+    # Another master activates B: the next read has it.
+    reopened(s3_store).activate(b)
+    del calls[:]
+    assert s3_store.current() == b
+    assert calls == [("GetObject", 200)]
