@@ -57,6 +57,11 @@ class Adaptation:
                    step * (np.asarray(counts.above, dtype=np.float64) - n * a),
                    int(n.sum()))
 
+    @classmethod
+    def unmoved(cls, bands: int) -> "Adaptation":
+        """No sale reported yet: every bound as trained."""
+        return cls(np.zeros(bands), np.zeros(bands), 0)
+
     def to_dict(self) -> dict:
         # Rounded: 0.0045, not 0.0045000000000000005 (a billionth of a
         # log ratio is a thousandth of a cent on a million dollars).

@@ -160,6 +160,12 @@ class Predictor:
             return None
 
     @property
+    def moved(self) -> Adaptation:
+        """How far reported sales have moved the interval "now" (every
+        bound as trained while none is reported)."""
+        return self.adaptation or Adaptation.unmoved(len(self.interval.edges) + 1)
+
+    @property
     def inputs(self) -> tuple[str, ...]:
         """Client columns this version reads (the minimal contract)."""
         return self.feature_set.inputs

@@ -64,16 +64,16 @@ def adapt(engine, predictor, step: float) -> None:
 
 
 def adapted(engine, predictor, step: float) -> bool:
-    """``adapt``, for a process that estimates once (a job, the score
-    command): False, and the interval as trained, if the database (or its
-    prediction log) is not there."""
+    """``adapt``; False, and ``predictor`` keeps what it had (the interval
+    as trained, in a job or the score command), if the database (or its
+    prediction log) cannot be read."""
     if step <= 0:
         return False
     try:
         adapt(engine, predictor, step)
     except Exception as exc:
-        log.warning("intervals as trained, not adapted to the reported sales: "
-                    "%s", type(exc).__name__)
+        log.warning("intervals not adapted to the reported sales: %s",
+                    type(exc).__name__)
         return False
     return True
 
@@ -108,12 +108,5 @@ class IntervalAdaptation:
     def run_once(self) -> bool:
         """Read the counts of every served model; False (and each keeps
         what it had) if the database could not be read."""
-        try:
-            engine = self.engine.get()
-            for predictor in served(self.state):
-                adapt(engine, predictor, self.step)
-        except Exception as exc:
-            log.warning("intervals not adapted to the reported sales: %s",
-                        type(exc).__name__)
-            return False
-        return True
+        return all([adapted(self.engine.get(), predictor, self.step)
+                    for predictor in served(self.state)])

@@ -12,7 +12,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from ..inference.predictor import Predictor
@@ -23,61 +23,13 @@ from .errors import (
 )
 from .files import DEMOGRAPHICS, FILE_NAME_RE, METADATA, VERSION_RE, new_version_name
 from .loading import load_version
+from .pointer import Pointer
 from .rollouts import EndedRollout, Rollout, RolloutError
 
-#: Activations kept in the history: how far back rollbacks can walk.
-HISTORY_LIMIT = 1000
 #: Tried this many times, a change that keeps losing its race is refused.
 CHANGE_ATTEMPTS = 5
 #: ``activate(expected=ANY)``: whatever is active.
 ANY = object()
-
-
-@dataclass(frozen=True)
-class Pointer:
-    """The changing part of a store, read and replaced as a whole."""
-
-    current: str | None = None
-    #: Activations, oldest first, ending at ``current``.
-    history: tuple[str, ...] = ()
-    #: The rollout as written: over once ``current`` is not its champion.
-    rollout: Rollout | None = None
-    ended: EndedRollout | None = None
-    #: Why the stored rollout cannot be read (reported, never guessed).
-    damage: str | None = None
-    #: Versions deleted (an object store's; a folder's are simply gone):
-    #: never stored, nor activated, again.
-    deleted: tuple[str, ...] = ()
-
-    @property
-    def live_rollout(self) -> Rollout | None:
-        """The rollout in progress; ``ModelStoreError`` if it is unreadable."""
-        if self.damage:
-            raise ModelStoreError(self.damage)
-        rollout = self.rollout
-        return rollout if rollout and rollout.champion == self.current else None
-
-    def activated(self, version: str) -> "Pointer":
-        """``version`` active; any rollout is over (promoted if it was its)."""
-        ended = self.ended
-        if self.rollout is not None:
-            promoted = self.rollout.challenger == version \
-                and self.rollout.champion == self.current
-            ended = EndedRollout.now(
-                self.rollout, "promoted" if promoted else "superseded",
-                None if promoted else f"{version} was activated")
-        return replace(self, current=version,
-                       history=(*self.history, version)[-HISTORY_LIMIT:],
-                       rollout=None, ended=ended, damage=None)
-
-    def rewound(self, version: str, history: tuple[str, ...]) -> "Pointer":
-        """Back to ``version``, ``history`` ending at it."""
-        return replace(self.activated(version), history=history)
-
-    def ending(self, outcome: str, reason: str | None = None) -> "Pointer":
-        """The rollout in progress over, kept as the last one that ended."""
-        return replace(self, rollout=None, damage=None,
-                       ended=EndedRollout.now(self.rollout, outcome, reason))
 
 
 class VersionStore:

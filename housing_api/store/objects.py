@@ -39,7 +39,8 @@ from pathlib import Path
 
 from ..ops.buckets import TIMEOUT_SECONDS, Bucket, NotModified, PreconditionFailed
 from . import files as folder_files
-from .base import CHANGE_ATTEMPTS, HISTORY_LIMIT, Pointer, VersionStore
+from .base import CHANGE_ATTEMPTS, VersionStore
+from .pointer import HISTORY_LIMIT, Pointer
 from .errors import (
     InvalidModelError, ModelStoreError, StoreConflictError, StoreUnavailableError,
     VersionNotFoundError,

@@ -26,7 +26,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from . import files as folder_files
-from .base import Pointer, VersionStore
+from .base import VersionStore
+from .pointer import Pointer
 from .errors import InvalidModelError, ModelStoreError, VersionNotFoundError
 from .files import METADATA, VERSION_RE
 from .rollouts import EndedRollout, Rollout

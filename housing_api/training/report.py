@@ -48,24 +48,20 @@ def _later_sales(ev: Evaluation) -> list[str]:
     """The time split's interval and the rolling origin, as text and table."""
     t = ev.time_split
     thirds = ", ".join(f"{g['group']} {_pct(g['coverage'])}" for g in t["by_third"])
-    a = t.get("adapted")
+    a = t["adapted"]
     lines = [
         f"**Later sales** (the time split): the 80% interval as trained covers "
         f"{_pct(t['coverage'])} of the {t['n_test']:,} sales after "
         f"{t['cutoff'][:4]}-{t['cutoff'][4:6]}-{t['cutoff'][6:]} "
-        f"(by actual price: {thirds}).", ""]
-    if a is not None:
-        lines += [
-            f"**Adapted to reported sales** (`INTERVAL_ADAPTATION_STEP`, the "
-            f"default): the intervals the service gives when each sale is "
-            f"reported the day it sells, the sales of a day estimated with "
-            f"what the days before reported, cover {_pct(a['coverage'])} "
-            f"(by actual price: " + ", ".join(
-                f"{g['group']} {_pct(g['coverage'])}" for g in a["by_third"])
-            + f"; mean width {_usd(a['mean_width'])} against "
-            f"{_usd(t['mean_width'])} as trained). The estimates are the same.",
-            ""]
-    lines += [
+        f"(by actual price: {thirds}).", "",
+        f"**Adapted to reported sales** (`INTERVAL_ADAPTATION_STEP`, the "
+        f"default): the intervals the service gives when each sale is "
+        f"reported the day it sells, the sales of a day estimated with "
+        f"what the days before reported, cover {_pct(a['coverage'])} "
+        f"(by actual price: " + ", ".join(
+            f"{g['group']} {_pct(g['coverage'])}" for g in a["by_third"])
+        + f"; mean width {_usd(a['mean_width'])} against "
+        f"{_usd(t['mean_width'])} as trained). The estimates are the same.", "",
         "**Rolling origin**: for each cut-off month, refit on the sales before "
         "it and score every sale from it on, each estimated as the service "
         "estimates \"now\": at the latest market level of its training data.", "",

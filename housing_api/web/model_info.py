@@ -54,12 +54,9 @@ class Features(MethodView):
 def _adaptation(predictor) -> dict:
     """How far the sales reported so far have moved ``predictor``'s interval
     (``monitoring.adaptation``): log ratios per band, 0 where none did."""
-    adaptation = predictor.adaptation
-    bands = len(predictor.interval.edges) + 1
     on = current_app.extensions.get("housing_adaptation") is not None
     return {"step": current_app.config["INTERVAL_ADAPTATION_STEP"] if on else 0.0,
-            **(adaptation.to_dict() if adaptation is not None else
-               {"sales": 0, "lower": [0.0] * bands, "upper": [0.0] * bands})}
+            **predictor.moved.to_dict()}
 
 
 @blp.route("/model")

@@ -22,9 +22,8 @@ from ..inference.comparables import DEFAULT_K
 from ..keys import KeysUnavailableError, digest
 from ..serving.scoring import csv_cell
 from . import charts
-from .predict import (
-    CsvProblem, client_identity, estimate, minimal_predictor, read_csv_rows,
-)
+from .csv_homes import CsvProblem, read_csv_rows
+from .predict import client_identity, estimate, minimal_predictor
 from .schemas import HomeSchema
 from .schemas.homes import MinimalHomeSchema
 from .security import csrf

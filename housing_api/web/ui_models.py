@@ -82,14 +82,11 @@ def _bands(version) -> list[dict] | None:
     predictor = current_app.extensions["housing"].predictor
     if predictor is None or predictor.version != version:
         return None
-    adaptation, edges = predictor.adaptation, predictor.interval.edges
-
-    def moved(log_ratio):  # + 0.0: a band no sale moved reads +0.00%, not -0.00%
-        return math.expm1(log_ratio) + 0.0
-
-    return [{"from": lo, "to": hi, "sales": adaptation.sales if adaptation else 0,
-             "lower": moved(-adaptation.lower[i]) if adaptation else 0.0,
-             "upper": moved(adaptation.upper[i]) if adaptation else 0.0}
+    moved, edges = predictor.moved, predictor.interval.edges
+    # + 0.0: a band no sale moved reads +0.00%, not -0.00%.
+    return [{"from": lo, "to": hi, "sales": moved.sales,
+             "lower": math.expm1(-moved.lower[i]) + 0.0,
+             "upper": math.expm1(moved.upper[i]) + 0.0}
             for i, (lo, hi) in enumerate(zip([None, *edges], [*edges, None]))]
 
 

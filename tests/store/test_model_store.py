@@ -18,7 +18,7 @@ from sklearn.linear_model import LinearRegression
 from conftest import DATA_DIR
 from housing_api.formats import dump_lightgbm
 from housing_api.store import files as store_files
-from housing_api.store import base as store_base
+from housing_api.store import pointer as store_pointer
 from housing_api.store import versions as store_versions
 from housing_api.store import (
     DEMOGRAPHICS, ActiveVersionError, InvalidModelError, ModelStore,
@@ -136,7 +136,7 @@ def test_repeated_rollbacks_walk_the_history_back(store, versions):
 
 def test_the_history_keeps_the_latest_activations(store, versions, monkeypatch):
     a, b = versions
-    monkeypatch.setattr(store_base, "HISTORY_LIMIT", 3)
+    monkeypatch.setattr(store_pointer, "HISTORY_LIMIT", 3)
     for version in (b, a, b, a):
         store.activate(version)
     assert store.history() == [a, b, a]
